@@ -1,0 +1,35 @@
+# spml: `make demo` and `make test` do all the set-up on a fresh machine (Debian, Python 3.11).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SPML := $(VENV)/bin/spml
+PLUGINS := $(sort $(wildcard plugins/*))
+MODELS_DIR := plugins/pose_mediapipe/src/spml_pose_mediapipe/models
+STAMP := $(VENV)/.setup-stamp
+
+.PHONY: setup demo test bench clean system-deps
+
+setup: $(STAMP)
+
+# Re-run the install whenever a distribution's metadata or the pins change.
+$(STAMP): constraints.txt pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard web_app/pyproject.toml) Makefile
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e . $(addprefix -e ,$(PLUGINS)) $(if $(wildcard web_app/pyproject.toml),-e web_app) pytest hypothesis
+	$(PY) -m spml_pose_mediapipe.model_bundle --out $(MODELS_DIR)
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m spml_core.demo_data data
+	$(SPML) run config.yml
+	@echo "Demo outputs are under data/ (keypoints, dataset, model, metrics)."
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build data/keypoints data/dataset* data/models

@@ -1,0 +1,38 @@
+"""spml: real-time video pose classification, built from plugins.
+
+The top-level import is cheap: heavy modules (pandas, pyarrow, the plugins' ML libraries)
+load on first use of the names below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("spml")
+
+if TYPE_CHECKING:
+    from spml_core.pose import PoseSequence, load_keypoints
+    from spml_core.registry import Registry
+
+_LAZY = {
+    "PoseSequence": "spml_core.pose",
+    "load_keypoints": "spml_core.pose",
+    "Registry": "spml_core.registry",
+    "load_bundle": "spml_core.bundle",
+    "Predictor": "spml_core.bundle",
+}
+
+__all__ = ["__version__", "hookimpl", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spml_core' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,3 @@
+from spml_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,13 @@
+"""Default plugins shipped with spml_core (numpy-only): executors and feature extractors."""
+
+from __future__ import annotations
+
+from spml_core import hookimpl
+
+
+@hookimpl
+def spml_executors() -> list[type]:
+    """The process-pool executor."""
+    from spml_core.builtin.executors import LocalExecutor
+
+    return [LocalExecutor]

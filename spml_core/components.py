@@ -1,0 +1,164 @@
+"""Base classes for the components plugins contribute, one per kind.
+
+A component class sets ``name`` (what config.yml writes under ``use:``) and a nested pydantic
+``Options`` model (validated options, ``extra="forbid"`` so typos are errors). Constructors
+store options and do no heavy work, so the registry can list components without importing
+mediapipe, torch or xgboost: those imports belong inside methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from spml_core.pose import PoseSequence
+
+
+class Options(BaseModel):
+    """Base for component options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(ABC):
+    """Base of every pluggable component."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: Options | Mapping[str, Any] | None = None) -> None:
+        if isinstance(options, BaseModel):
+            options = options.model_dump()
+        self.options = self.Options.model_validate(dict(options or {}))
+
+
+class PoseEstimator(Component):
+    """Turns video frames into BlazePose-layout landmarks.
+
+    ``process_frame`` is the live path (web app, images); ``estimate_video`` the batch path.
+    Instances hold tracking state: use one per video or stream and ``close()`` it.
+    """
+
+    kind = "pose_estimator"
+
+    @abstractmethod
+    def version(self) -> str:
+        """Version string recorded in keypoint files (library and model)."""
+
+    @abstractmethod
+    def process_frame(self, rgb: np.ndarray, timestamp_ms: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """Estimate one RGB frame: (33, 4) x/y/z/visibility and optional (33, 3) world, NaN if no person."""
+
+    @abstractmethod
+    def estimate_video(
+        self, path: Path, progress: Callable[[int], None] | None = None
+    ) -> PoseSequence:
+        """Estimate every frame of a video file; progress(n) is called with frames done since last call."""
+
+    def close(self) -> None:
+        """Release native resources (models, decoders)."""
+
+    def __enter__(self) -> PoseEstimator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AnnotationParser(Component):
+    """Reads one annotation file per video into labelled frame ranges."""
+
+    kind = "annotation_parser"
+
+    @abstractmethod
+    def parse(self, path: Path, schema: Any) -> Any:
+        """Parse one annotation file with the given annotation schema."""
+
+
+class FeatureExtractor(Component):
+    """Computes per-frame feature columns from (frames, 33, 4) keypoints, vectorised."""
+
+    kind = "feature_extractor"
+
+    @abstractmethod
+    def columns(self) -> list[str]:
+        """Names of the columns this extractor produces, in order."""
+
+    @abstractmethod
+    def transform(self, xyzv: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Return a (frames, len(columns())) float array; NaN rows where no person."""
+
+
+class Segmenter(Component):
+    """Turns a per-frame table into training examples (rows or windows)."""
+
+    kind = "segmenter"
+
+    @abstractmethod
+    def segment(self, frames: Any, **kwargs: Any) -> Any:
+        """Segment a per-frame table (a pandas DataFrame) into examples."""
+
+
+class Model(Component):
+    """Classifier with the scikit-learn contract; fitted attributes end with an underscore."""
+
+    kind = "model"
+    classes_: list[str]
+
+    @abstractmethod
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Model:
+        """Fit on features X and labels y; groups (e.g. video) keep validation splits honest."""
+
+    @abstractmethod
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities, columns in the order of classes_."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Most probable class label per row."""
+        import numpy as np
+
+        return np.asarray(self.classes_, dtype=object)[self.predict_proba(X).argmax(axis=1)]
+
+    @abstractmethod
+    def save(self, directory: Path) -> list[str]:
+        """Write weights in the library's own safe format; return the file names written."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path, options: Mapping[str, Any], classes: list[str]) -> Model:
+        """Load weights written by save(); never unpickles."""
+
+
+class Actuator(Component):
+    """Receives decisions (not raw predictions) and acts on a device or service."""
+
+    kind = "actuator"
+
+    @abstractmethod
+    def send(self, payload: bytes, decision: Any) -> None:
+        """Deliver one action's payload to the device."""
+
+
+class Executor(Component):
+    """Runs a function over many independent items (videos), in processes or on a cluster."""
+
+    kind = "executor"
+
+    @abstractmethod
+    def map_unordered(self, fn: Callable[..., Any], items: list[Any]) -> Any:
+        """Yield (item, result or exception) as each item finishes."""
+
+
+KINDS: dict[str, type[Component]] = {
+    cls.kind: cls
+    for cls in (PoseEstimator, AnnotationParser, FeatureExtractor, Segmenter, Model, Actuator, Executor)
+}

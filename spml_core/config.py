@@ -1,0 +1,212 @@
+"""config.yml: the seed's annotation_schema plus the pipeline stages, validated with pydantic.
+
+Pass 1 validates the file's shape; pass 2 (``validate_components``) resolves every ``use:``
+through the registry and validates its ``options`` against the component's Options model.
+Errors name the file and the dotted key path. Relative paths resolve against the config's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spml_core.errors import ConfigError
+
+
+class Strict(BaseModel):
+    """Config section: unknown keys are errors (typos must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(Strict):
+    """Selects an installed component by name, with options validated by that component."""
+
+    use: str = Field(description="Component name, as listed by `spml plugins`")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnnotationFields(Strict):
+    """Dot paths, inside one annotation, to its label and its frame (or time) range."""
+
+    label: str = "label"
+    start_frame: str | None = "metadata.system.frame"
+    end_frame: str | None = "metadata.system.endFrame"
+    start_time: str | None = Field(None, description="Dot path to the start time in seconds")
+    end_time: str | None = Field(None, description="Dot path to the end time in seconds")
+
+
+class AnnotationSchema(Strict):
+    """The seed's annotation_schema block, plus spml's conflict rule."""
+
+    annotations_key: str = "annotations"
+    annotation_fields: AnnotationFields = Field(default_factory=AnnotationFields)
+    label_class_mapping: dict[str, str] = Field(
+        default_factory=lambda: {
+            "Left Step": "step_type",
+            "Right Step": "step_type",
+            "Successful Weight Transfer": "weight_transfer_type",
+            "Failure Weight Transfer": "weight_transfer_type",
+        }
+    )
+    on_conflict: Literal["error", "keep_later"] = Field(
+        "keep_later",
+        description="Two labels of one class on a frame: stop with an error, or keep the later annotation",
+    )
+
+
+class ExtractStage(Strict):
+    """`spml extract`: videos -> one keypoint Parquet file per video."""
+
+    videos: Path = Field(description="A video file or a folder of videos")
+    out: Path = Field(description="Folder for <video stem>.parquet files")
+    estimator: ComponentRef = Field(default_factory=lambda: ComponentRef(use="mediapipe"))
+    workers: int | None = Field(None, ge=1, description="Processes (default: number of cores)")
+    format: Literal["parquet", "streamposeml"] = "parquet"
+    executor: ComponentRef | None = None
+
+
+class DatasetStage(Strict):
+    """`spml dataset`: keypoints + annotations -> one table (a row per frame or per example)."""
+
+    keypoints: Path
+    annotations: Path
+    out: Path
+    include_unlabeled: bool = True
+    strict: bool = False
+    parser: ComponentRef = Field(default_factory=lambda: ComponentRef(use="json"))
+    features: list[str] = Field(default_factory=list)
+    feature_options: dict[str, Any] = Field(default_factory=dict)
+    segmentation: ComponentRef | None = None
+    decimals: int | None = Field(None, ge=0, le=12)
+    executor: ComponentRef | None = None
+
+
+class TrainStage(Strict):
+    """`spml train`: dataset -> model bundle."""
+
+    dataset: Path
+    target: str
+    out: Path
+    model: ComponentRef = Field(default_factory=lambda: ComponentRef(use="xgboost"))
+    search: bool = False
+    split: Literal["auto", "group", "blocked", "random"] = "auto"
+
+
+class EvaluateStage(Strict):
+    """`spml evaluate`: bundle + dataset -> metrics.json and plots."""
+
+    bundle: Path
+    dataset: Path
+
+
+class PipelineConfig(Strict):
+    """Stages `spml run` executes, in this order, when present."""
+
+    extract: ExtractStage | None = None
+    dataset: DatasetStage | None = None
+    train: TrainStage | None = None
+    evaluate: EvaluateStage | None = None
+
+
+class Config(Strict):
+    """The whole config.yml."""
+
+    annotation_schema: AnnotationSchema = Field(default_factory=AnnotationSchema)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    serve: dict[str, Any] = Field(default_factory=dict)
+    actuators: list[dict[str, Any]] = Field(default_factory=list)
+
+    base_dir: Path = Field(Path("."), exclude=True, description="Folder of the config file")
+
+    def resolve(self, path: Path | str) -> Path:
+        """Resolve a path from the config against the config file's folder."""
+        p = Path(os.path.expanduser(str(path)))
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: '<source>: <dotted.key.path>: <message> (got <value>)'."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        got = err.get("input")
+        hint = f" (got {got!r})" if err["type"] != "missing" and not isinstance(got, dict) else ""
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{source}: {loc}: unknown key")
+        else:
+            lines.append(f"{source}: {loc}: {err['msg']}{hint}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Read and validate config.yml; a missing path gives the defaults (seed annotation schema)."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
+    cfg.base_dir = path.resolve().parent
+    return cfg
+
+
+def validate_options(component: type, options: dict[str, Any], where: str) -> Any:
+    """Validate options against a component's Options model; errors name ``where`` as key path."""
+    try:
+        return component.Options.model_validate(options)  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join([where, *map(str, err["loc"])])
+            if err["type"] == "extra_forbidden":
+                valid = ", ".join(component.Options.model_fields)  # type: ignore[attr-defined]
+                lines.append(f"{loc}: unknown option (valid: {valid or 'none'})")
+            else:
+                lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def validate_components(cfg: Config, registry: Any, source: str = "config.yml") -> None:
+    """Pass 2: every `use:` names an installed component and its options validate."""
+    refs: list[tuple[str, str, ComponentRef]] = []
+    p = cfg.pipeline
+    if p.extract:
+        refs.append(("pose_estimator", "pipeline.extract.estimator", p.extract.estimator))
+    if p.dataset:
+        refs.append(("annotation_parser", "pipeline.dataset.parser", p.dataset.parser))
+        if p.dataset.segmentation:
+            refs.append(("segmenter", "pipeline.dataset.segmentation", p.dataset.segmentation))
+    if p.train:
+        refs.append(("model", "pipeline.train.model", p.train.model))
+    for stage in (p.extract, p.dataset):
+        if stage is not None and stage.executor is not None:
+            refs.append(("executor", "pipeline.executor", stage.executor))
+    for kind, where, ref in refs:
+        try:
+            cls = registry.get(kind, ref.use)
+        except Exception as exc:
+            raise ConfigError(f"{source}: {where}.use: {exc}") from None
+        try:
+            validate_options(cls, ref.options, f"{where}.options")
+        except ConfigError as exc:
+            raise ConfigError("\n".join(f"{source}: {line}" for line in str(exc).splitlines())) from None

@@ -1,0 +1,154 @@
+"""Config-driven runs: `spml run config.yml` executes the configured stages in order."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from spml_core.config import Config, load_config, validate_components, validate_options
+from spml_core.errors import SpmlError
+from spml_core.extract import ExtractResult, check_output_dir, find_videos, is_up_to_date, plan_jobs, run_job
+from spml_core.pose import file_sha256
+from spml_core.progress import progress_bar
+
+# Stage name -> "module:function(cfg, stage_config)"; each stage's module owns its logic.
+STAGES: dict[str, str] = {
+    "extract": "spml_core.pipeline:run_extract_stage",
+    "dataset": "spml_core.dataset:run_dataset_stage",
+    "train": "spml_core.training:run_train_stage",
+    "evaluate": "spml_core.evaluation:run_evaluate_stage",
+}
+
+
+def run_extract(
+    videos: Path,
+    out_dir: Path,
+    estimator: str = "mediapipe",
+    options: dict[str, Any] | None = None,
+    *,
+    executor: str = "local",
+    executor_options: dict[str, Any] | None = None,
+    formats: tuple[str, ...] = ("parquet",),
+    json_summary: bool = False,
+    registry: Any = None,
+    quiet: bool = False,
+) -> list[ExtractResult]:
+    """Extract keypoints of every video under `videos` into `out_dir`, skipping up-to-date ones."""
+    from spml_core.registry import Registry, print_load_errors
+
+    registry = registry or Registry().load()
+    print_load_errors(registry)
+    est_cls = registry.get("pose_estimator", estimator)
+    # Canonical options (defaults filled in) so that skip checks compare like with like.
+    opts = validate_options(est_cls, options or {}, f"{estimator} options").model_dump(mode="json")
+    ex = registry.create("executor", executor, executor_options or {})
+    video_list = find_videos(Path(videos))
+    check_output_dir(Path(out_dir))
+    jobs = plan_jobs(video_list, Path(out_dir), estimator, opts, formats)
+
+    results: list[ExtractResult] = []
+    todo = []
+    for job in jobs:
+        try:
+            job.sha256 = file_sha256(job.video)
+        except OSError as exc:
+            results.append(ExtractResult(job.video, job.out, "failed", message=f"cannot read: {exc.strerror}"))
+            continue
+        if is_up_to_date(job.out, job.sha256, estimator, opts) and _extras_ok(job):
+            results.append(ExtractResult(job.video, job.out, "skipped", message="up to date"))
+        else:
+            todo.append(job)
+    total = sum(_frame_count(j.video) for j in todo)
+    with progress_bar(total=total, unit="frame", desc="extract", disable=quiet or not todo) as bar:
+        for job, result in ex.map_unordered(run_job, todo, on_progress=bar.update):
+            if isinstance(result, BaseException):
+                result = ExtractResult(job.video, job.out, "failed", message=f"{type(result).__name__}: {result}")
+            results.append(result)
+            if not quiet:
+                bar.write(_describe(result))
+    for r in results:
+        if r.status == "skipped" and not quiet:
+            print(_describe(r))
+    if json_summary:
+        print(json.dumps([_as_json(r) for r in results], indent=2))
+    failed = [r for r in results if r.status == "failed"]
+    if not quiet:
+        done = sum(r.status == "written" for r in results)
+        skipped = sum(r.status == "skipped" for r in results)
+        print(f"spml extract: {done} written, {skipped} up to date, {len(failed)} failed -> {out_dir}",
+              file=sys.stderr)
+    return results
+
+
+def _extras_ok(job: Any) -> bool:
+    from spml_core.extract import _extras_present
+
+    return _extras_present(job)
+
+
+def _frame_count(video: Path) -> int:
+    try:
+        import cv2
+
+        cap = cv2.VideoCapture(str(video))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        return max(n, 0)
+    except Exception:
+        return 0
+
+
+def _describe(r: ExtractResult) -> str:
+    if r.status == "written":
+        fps = r.frames / r.seconds if r.seconds else 0.0
+        note = f"; {r.message}" if r.message else ""
+        return (f"  {r.video.name}: {r.frames} frames, person in {r.detected}, "
+                f"{fps:.1f} frames/s -> {r.out}{note}")
+    if r.status == "skipped":
+        return f"  {r.video.name}: up to date ({r.out})"
+    return f"  {r.video}: FAILED: {r.message}"
+
+
+def _as_json(r: ExtractResult) -> dict[str, Any]:
+    return {
+        "video": str(r.video), "out": str(r.out), "status": r.status, "frames": r.frames,
+        "detected": r.detected, "seconds": round(r.seconds, 3), "message": r.message,
+    }
+
+
+def run_extract_stage(cfg: Config, stage: Any) -> Any:
+    """The `extract` stage of `spml run`."""
+    ex = stage.executor
+    results = run_extract(
+        cfg.resolve(stage.videos), cfg.resolve(stage.out), stage.estimator.use, stage.estimator.options,
+        executor=ex.use if ex else "local",
+        executor_options=(ex.options if ex else {}) | ({"workers": stage.workers} if stage.workers else {}),
+        formats=("parquet", "streamposeml") if stage.format == "streamposeml" else ("parquet",),
+    )
+    if any(r.status == "failed" for r in results):
+        raise SpmlError("extract: some videos failed (see above); finished outputs are kept")
+    return results
+
+
+def run_config(path: Path, only: list[str] | None = None) -> Config:
+    """Validate config.yml (both passes), then run each configured stage in order."""
+    from spml_core.registry import Registry
+
+    cfg = load_config(path)
+    registry = Registry().load()
+    validate_components(cfg, registry, str(path))
+    ran = []
+    for name, target in STAGES.items():
+        stage = getattr(cfg.pipeline, name, None)
+        if stage is None or (only and name not in only):
+            continue
+        modname, func = target.split(":")
+        print(f"== spml run: {name}", file=sys.stderr)
+        getattr(importlib.import_module(modname), func)(cfg, stage)
+        ran.append(name)
+    if not ran:
+        raise SpmlError(f"{path}: no pipeline stages configured (add pipeline.extract, pipeline.dataset, ...)")
+    return cfg
