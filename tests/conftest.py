@@ -1,0 +1,50 @@
+"""Shared fixtures: the real example data from ../shared/data and its keypoints (extracted once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+EXAMPLE_DIR = SHARED_DATA / "streamposeml_example"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared test data folder; skips when it is absent (CI always has it)."""
+    if not (EXAMPLE_DIR / "example_video.webm").exists():
+        pytest.skip(f"shared test data not found at {EXAMPLE_DIR} (clone the project with ../shared beside it)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def example_video(shared_data: Path) -> Path:
+    """The example video (1280x720, 382 frames, a person stepping)."""
+    return shared_data / "streamposeml_example" / "example_video.webm"
+
+
+@pytest.fixture(scope="session")
+def example_annotations(shared_data: Path) -> Path:
+    """The example video's Dataloop-style annotation file."""
+    return shared_data / "streamposeml_example" / "example_video.json"
+
+
+@pytest.fixture(scope="session")
+def example_keypoints_dir(example_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keypoints of the example video extracted once per session with the real MediaPipe (full model)."""
+    from spml_core.pipeline import run_extract
+
+    out = tmp_path_factory.mktemp("example_keypoints")
+    results = run_extract(example_video, out, "mediapipe", {"model": "full"}, quiet=True)
+    assert [r.status for r in results] == ["written"], [r.message for r in results]
+    return out
+
+
+@pytest.fixture(scope="session")
+def example_keypoints(example_keypoints_dir: Path):
+    """The example video's PoseSequence."""
+    from spml_core.pose import load_keypoints
+
+    return load_keypoints(example_keypoints_dir / "example_video.parquet")
