@@ -69,7 +69,8 @@ NPM_POSE_PACKAGE = "@mediapipe/pose@0.5.1675469404"
 # npm already checks it on download; we re-check so that a tarball handed over
 # from a cache or mirror is pinned to the same bytes too.
 NPM_POSE_INTEGRITY = (
-    "sha512-DFZsNWTsSphRIZppnUCuunzBiHP2FdJXR9ehc7mMi4KG+oPaOH0Em3d6kr7Py+TSyTXC1doH88KcF28k2sBxsQ=="
+    "sha512-"
+    "DFZsNWTsSphRIZppnUCuunzBiHP2FdJXR9ehc7mMi4KG+oPaOH0Em3d6kr7Py+TSyTXC1doH88KcF28k2sBxsQ=="
 )
 
 # Member names the Tasks-API PoseLandmarkerGraph looks up inside the bundle.
@@ -196,9 +197,7 @@ def fetch_npm_pose_package(dest: Path) -> Path:
         extracted = extract_dir / "package"
         missing = _missing_package_files(extracted, MODEL_NAMES)
         if missing:
-            raise ModelBundleError(
-                f"{tarballs[0].name}: package lacks {', '.join(missing)}"
-            )
+            raise ModelBundleError(f"{tarballs[0].name}: package lacks {', '.join(missing)}")
         # Swap in the complete package dir in one step; a half-extracted
         # previous attempt is discarded.
         if package_dir.exists():
@@ -328,7 +327,9 @@ def _ensure_metadata_version_module() -> None:
             sys.modules[full] = module
         setattr(parent, name, module)
         parent = module
-    stub = types.ModuleType(_PYWRAP_VERSION_MODULE, "spml stub for mediapipe's missing pybind module")
+    stub = types.ModuleType(
+        _PYWRAP_VERSION_MODULE, "spml stub for mediapipe's missing pybind module"
+    )
     stub.GetMinimumMetadataParserVersion = _minimum_parser_version  # type: ignore[attr-defined]
     sys.modules[_PYWRAP_VERSION_MODULE] = stub
     parent._pywrap_metadata_version = stub  # type: ignore[attr-defined]
@@ -342,14 +343,23 @@ def _with_image_metadata(
     from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer, writer_utils
 
     writer = metadata_writer.MetadataWriter.create(bytearray(tflite))
-    writer.add_general_info(name, description)
-    mean, std = norm
-    writer.add_image_input(norm_mean=[mean], norm_std=[std])
-    # Name each output explicitly: with no output metadata the writer reuses a
-    # single TensorMetadataT object for all outputs, so they'd share one name.
-    for tensor_name in writer_utils.get_output_tensor_names(tflite):
-        writer.add_feature_output(name=tensor_name)
-    model_with_metadata, _json = writer.populate()
+    try:
+        writer.add_general_info(name, description)
+        mean, std = norm
+        writer.add_image_input(norm_mean=[mean], norm_std=[std])
+        # Name each output explicitly: with no output metadata the writer reuses
+        # one TensorMetadataT object for all outputs, so they'd share one name.
+        for tensor_name in writer_utils.get_output_tensor_names(tflite):
+            writer.add_feature_output(name=tensor_name)
+        model_with_metadata, _json = writer.populate()
+    finally:
+        # Drop the writer now.  mediapipe 0.10.31 keeps an exception (PortAudio
+        # missing, from its audio module) in a module global; its traceback
+        # pins the stack that first imported mediapipe - possibly this frame -
+        # and a writer kept alive that way runs its __del__ at interpreter
+        # shutdown, where it fails noisily ("'NoneType' has no attribute 'path'").
+        writer._temp_folder.cleanup()
+        del writer
     return bytes(model_with_metadata)
 
 
@@ -410,11 +420,14 @@ def build_task_bundle(npm_pose_dir: Path, model: str, out_path: Path) -> Path:
 
     members = {
         DETECTOR_MEMBER: _with_image_metadata(
-            detector, "pose_detector", "BlazePose person detector (from npm @mediapipe/pose)",
+            detector,
+            "pose_detector",
+            "BlazePose person detector (from npm @mediapipe/pose)",
             _DETECTOR_NORM,
         ),
         LANDMARKS_MEMBER: _with_image_metadata(
-            landmarks, f"pose_landmarks_detector_{model}",
+            landmarks,
+            f"pose_landmarks_detector_{model}",
             f"BlazePose GHUM 3D landmarks, {model} (from npm @mediapipe/pose)",
             _LANDMARKS_NORM,
         ),
@@ -476,16 +489,21 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: python -m spml_pose_mediapipe.model_bundle --out DIR [--npm-dir DIR] [--models lite,full,heavy]"""
     parser = argparse.ArgumentParser(
         prog="python -m spml_pose_mediapipe.model_bundle",
-        description=f"Build MediaPipe pose_landmarker_<model>.task bundles offline from npm {NPM_POSE_PACKAGE}.",
+        description="Build MediaPipe pose_landmarker_<model>.task bundles offline "
+        f"from npm {NPM_POSE_PACKAGE}.",
     )
     parser.add_argument("--out", type=Path, required=True, help="directory for the .task bundles")
     parser.add_argument(
-        "--npm-dir", type=Path, default=None,
+        "--npm-dir",
+        type=Path,
+        default=None,
         help="extracted npm package dir (holding pose_landmark_*.tflite); "
         "default: fetch with 'npm pack' into a temporary dir",
     )
     parser.add_argument(
-        "--models", type=_parse_models, default=list(MODEL_NAMES),
+        "--models",
+        type=_parse_models,
+        default=list(MODEL_NAMES),
         help=f"comma-separated subset of {','.join(MODEL_NAMES)} (default: all)",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even valid bundles")
