@@ -198,9 +198,9 @@ def validate_components(cfg: Config, registry: Any, source: str = "config.yml") 
             refs.append(("segmenter", "pipeline.dataset.segmentation", p.dataset.segmentation))
     if p.train:
         refs.append(("model", "pipeline.train.model", p.train.model))
-    for stage in (p.extract, p.dataset):
+    for name, stage in (("extract", p.extract), ("dataset", p.dataset)):
         if stage is not None and stage.executor is not None:
-            refs.append(("executor", "pipeline.executor", stage.executor))
+            refs.append(("executor", f"pipeline.{name}.executor", stage.executor))
     for kind, where, ref in refs:
         try:
             cls = registry.get(kind, ref.use)

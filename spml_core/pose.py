@@ -128,11 +128,12 @@ class PoseSequence(BaseModel):
         import pandas as pd
 
         cols: dict[str, Any] = {"frame": self.frame_index, "timestamp_ms": self.timestamps_ms}
-        flat = self.xyzv.reshape(self.n_frames, -1)
+        flat = self.xyzv.reshape(self.n_frames, N_LANDMARKS * len(CHANNELS))
         data = pd.DataFrame(flat, columns=landmark_columns())
         parts = [pd.DataFrame(cols), data]
         if self.world is not None:
-            parts.append(pd.DataFrame(self.world.reshape(self.n_frames, -1), columns=landmark_columns(world=True)))
+            wflat = self.world.reshape(self.n_frames, N_LANDMARKS * len(WORLD_CHANNELS))
+            parts.append(pd.DataFrame(wflat, columns=landmark_columns(world=True)))
         return pd.concat(parts, axis=1)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -142,11 +143,11 @@ class PoseSequence(BaseModel):
 
         arrays = [pa.array(self.frame_index), pa.array(self.timestamps_ms)]
         names = ["frame", "timestamp_ms"]
-        flat = self.xyzv.reshape(self.n_frames, -1)
+        flat = self.xyzv.reshape(self.n_frames, N_LANDMARKS * len(CHANNELS))
         arrays += [pa.array(flat[:, i]) for i in range(flat.shape[1])]
         names += landmark_columns()
         if self.world is not None:
-            wflat = self.world.reshape(self.n_frames, -1)
+            wflat = self.world.reshape(self.n_frames, N_LANDMARKS * len(WORLD_CHANNELS))
             arrays += [pa.array(wflat[:, i]) for i in range(wflat.shape[1])]
             names += landmark_columns(world=True)
         table = pa.Table.from_arrays(arrays, names=names)

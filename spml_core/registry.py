@@ -83,7 +83,7 @@ class Registry:
     def _load_entry_points(self) -> None:
         disabled = {d.strip() for d in os.environ.get("SPML_DISABLE_PLUGINS", "").split(",") if d.strip()}
         seen: set[tuple[str, str, str]] = set()
-        for ep in sorted(entry_points(group="spml"), key=lambda e: e.name):
+        for ep in sorted(entry_points(group="spml"), key=lambda e: (e.name, e.dist.name if e.dist else "")):
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
             # Editable installs and lib64->lib symlinks can list one entry point twice.
