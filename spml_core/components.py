@@ -109,10 +109,21 @@ class Segmenter(Component):
 
 
 class Model(Component):
-    """Classifier with the scikit-learn contract; fitted attributes end with an underscore."""
+    """Classifier with the scikit-learn contract; fitted attributes end with an underscore.
+
+    ``input_rank`` says what X looks like: 2 for rows of features (n, features), 3 for
+    sequences (n, frames, features_per_frame). Labels are strings; ``classes_`` is sorted.
+    """
 
     kind = "model"
+    input_rank: ClassVar[int] = 2
     classes_: list[str]
+    # Training code turns progress bars off (e.g. inside cross-validation folds or tests).
+    show_progress: bool = True
+
+    def training_summary(self) -> dict[str, Any]:
+        """JSON-able facts about the last fit (e.g. best iteration, epochs run), stored in the manifest."""
+        return {}
 
     @abstractmethod
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> Model:
