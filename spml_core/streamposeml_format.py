@@ -1,0 +1,176 @@
+"""StreamPoseML's JSON layout (``spml extract --format streamposeml``), for code written against it.
+
+Two outputs per video, as StreamPoseML 0.3.1 writes them (see docs/keypoints.md):
+
+* ``<out>/keypoints/<video stem>/keypoints-0001.json`` ...: one file per frame, the 33 BlazePose
+  joints with ``x, y, z`` (MediaPipe's normalised image coordinates) and ``x_normalized,
+  y_normalized, z_normalized``;
+* ``<out>/sequences/<video filename>_sequence.json``: ``{"name", "type": "BlazePoseSequence",
+  "frames": {"1": frame, ...}}`` with 35 joints per frame (plus OpenPose-style ``neck`` and
+  ``mid_hip``).
+
+Deliberate differences from StreamPoseML, all documented in docs/keypoints.md:
+
+* ``*_normalized`` is ``(x - mid_hip_x) / hip_width`` (StreamPoseML computes ``x / hip_width -
+  mid_hip_x``), measured in pixels so x and y share one scale; z uses the same rule (z is on
+  x's scale in MediaPipe). A frame whose hips coincide gets null, not a division error.
+* ``angles`` and ``distances`` are written empty: spml computes features at dataset time
+  from the Parquet keypoints (``spml dataset``), not in this legacy file.
+* Frame numbers here are 1-based (StreamPoseML's convention: ``frame_number = frame + 1``);
+  spml's own Parquet uses the 0-based video frame index in its ``frame`` column.
+* ``sequence_id`` is derived from the video's content hash, so re-running gives identical
+  files; coordinates are rounded to 6 decimals; JSON is written compactly; NaN is null.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from spml_core.atomic import write_text_atomic
+from spml_core.skeleton import EXTENDED_NAMES, INDEX, LANDMARK_NAMES, with_derived_joints
+
+if TYPE_CHECKING:
+    from spml_core.pose import PoseSequence
+
+SEQUENCE_SOURCE = "mediapipe"
+DECIMALS = 6
+_COORDS = ("x", "y", "z", "x_normalized", "y_normalized", "z_normalized")
+
+
+def sequence_json_path(out_dir: Path, video_filename: str) -> Path:
+    """Where the per-video sequence JSON goes: <out_dir>/sequences/<video filename>_sequence.json."""
+    return Path(out_dir) / "sequences" / f"{video_filename}_sequence.json"
+
+
+def keypoints_dir_path(out_dir: Path, video_stem: str) -> Path:
+    """Where the per-frame keypoint files go: <out_dir>/keypoints/<video stem>/."""
+    return Path(out_dir) / "keypoints" / video_stem
+
+
+def joint_coordinates(seq: PoseSequence) -> np.ndarray:
+    """(frames, 35, 6) float64: x, y, z and their hip-normalised versions for 33 + neck + mid_hip."""
+    xyz = with_derived_joints(seq.xyzv[:, :, :3].astype(np.float64))
+    # Pixels, so that x and y (and z, on x's scale) share one unit before dividing by hip width.
+    scale = np.array([seq.width or 1, seq.height or 1, seq.width or 1], dtype=np.float64)
+    px = xyz * scale
+    left, right = px[:, INDEX["left_hip"]], px[:, INDEX["right_hip"]]
+    mid = (left + right) * 0.5
+    hip_width = np.linalg.norm((left - right)[:, :2], axis=1)
+    hip_width[hip_width == 0] = np.nan
+    normalised = (px - mid[:, None, :]) / hip_width[:, None, None]
+    return np.concatenate([xyz, normalised], axis=2)
+
+
+def _as_json_values(values: np.ndarray) -> list[Any]:
+    """Round and turn NaN into None (JSON null), vectorised; returns nested Python lists."""
+    out = np.round(values, DECIMALS).astype(object)
+    out[np.isnan(values)] = None
+    return out.tolist()
+
+
+def sequence_id_for(seq: PoseSequence) -> int:
+    """A stable integer id per video content (StreamPoseML used the wall clock in ns)."""
+    sha = seq.source.sha256 if seq.source else ""
+    return int(sha[:15], 16) if sha else 0
+
+
+def build_sequence(seq: PoseSequence) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The sequence dict and the per-frame keypoint dicts, in StreamPoseML's shapes."""
+    coords = _as_json_values(joint_coordinates(seq))
+    detected = seq.detected.tolist()
+    numbers = (seq.frame_index + 1).tolist()
+    dims = {"height": seq.height, "width": seq.width}
+    seq_id = sequence_id_for(seq)
+    n_base = len(LANDMARK_NAMES)
+    frames: dict[str, Any] = {}
+    keypoint_files: list[dict[str, Any]] = []
+    for number, has_pose, joints in zip(numbers, detected, coords):
+        if has_pose:
+            seq_joints = {
+                name: {"type": "Joint", "name": name, "image_dimensions": dims, **dict(zip(_COORDS, v))}
+                for name, v in zip(EXTENDED_NAMES, joints)
+            }
+            raw_joints = {name: dict(zip(_COORDS, v)) for name, v in zip(LANDMARK_NAMES, joints[:n_base])}
+        else:
+            seq_joints, raw_joints = {}, {}
+        head = {"sequence_id": seq_id, "sequence_source": SEQUENCE_SOURCE, "frame_number": number,
+                "image_dimensions": dims}
+        frames[str(number)] = {
+            "type": "BlasePoseFrame",  # sic: StreamPoseML's spelling, which its readers expect
+            **head,
+            "has_joint_positions": bool(has_pose),
+            "joint_positions": seq_joints,
+            "angles": {},
+            "distances": {},
+        }
+        keypoint_files.append({**head, "joint_positions": raw_joints})
+    name = Path(seq.source.path).name if seq.source else ""
+    return {"name": name, "type": "BlazePoseSequence", "frames": frames}, keypoint_files
+
+
+def write_streamposeml(
+    seq: PoseSequence,
+    out_dir: Path,
+    *,
+    keypoints_dir: Path | None = None,
+    sequences_dir: Path | None = None,
+    write_keypoints: bool = True,
+    write_sequence: bool = True,
+) -> dict[str, Any]:
+    """Write the per-frame keypoint JSON files and the sequence JSON of one video; return their paths.
+
+    Default places are under ``out_dir`` (``keypoints/<stem>/``, ``sequences/``); the seed API
+    facade passes its own folders. Both outputs are replaced atomically, the sequence JSON last,
+    so its presence means the video's legacy outputs are complete.
+    """
+    if seq.source is None:
+        raise ValueError("write_streamposeml needs a PoseSequence with a source video")
+    video = Path(seq.source.path)
+    sequence, keypoint_files = build_sequence(seq)
+    result: dict[str, Any] = {"frames": seq.n_frames}
+    if write_keypoints:
+        kp_dir = (Path(keypoints_dir) / video.stem) if keypoints_dir else keypoints_dir_path(out_dir, video.stem)
+        _replace_dir(kp_dir, {f"keypoints-{kp['frame_number']:04d}.json": kp for kp in keypoint_files})
+        result["keypoints_dir"] = str(kp_dir)
+    if write_sequence:
+        seq_path = (
+            Path(sequences_dir) / f"{video.name}_sequence.json"
+            if sequences_dir
+            else sequence_json_path(out_dir, video.name)
+        )
+        write_text_atomic(seq_path, json.dumps(sequence, separators=(",", ":")))
+        result["sequence_json"] = str(seq_path)
+    return result
+
+
+def _replace_dir(target: Path, files: dict[str, Any]) -> None:
+    """Write files into a fresh folder beside target, then swap it in (stale frames disappear)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the outputs are ordinary shared files
+    old: Path | None = None
+    try:
+        for name, data in files.items():
+            (tmp / name).write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None and not target.exists():
+            os.replace(old, target)  # put the previous outputs back
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(old)
