@@ -24,7 +24,7 @@ STAGES: dict[str, str] = {
 
 
 def run_extract(
-    videos: Path,
+    videos: Path | list[Path],
     out_dir: Path,
     estimator: str = "mediapipe",
     options: dict[str, Any] | None = None,
@@ -36,7 +36,7 @@ def run_extract(
     registry: Any = None,
     quiet: bool = False,
 ) -> list[ExtractResult]:
-    """Extract keypoints of every video under `videos` into `out_dir`, skipping up-to-date ones."""
+    """Extract keypoints of every video (a file, a folder or a list) into `out_dir`, skipping up-to-date ones."""
     from spml_core.registry import Registry, print_load_errors
 
     registry = registry or Registry().load()
@@ -45,7 +45,7 @@ def run_extract(
     # Canonical options (defaults filled in) so that skip checks compare like with like.
     opts = validate_options(est_cls, options or {}, f"{estimator} options").model_dump(mode="json")
     ex = registry.create("executor", executor, executor_options or {})
-    video_list = find_videos(Path(videos))
+    video_list = [Path(v) for v in videos] if isinstance(videos, list) else find_videos(Path(videos))
     check_output_dir(Path(out_dir))
     jobs = plan_jobs(video_list, Path(out_dir), estimator, opts, formats)
 
