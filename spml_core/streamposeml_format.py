@@ -124,18 +124,22 @@ def write_streamposeml(
     sequences_dir: Path | None = None,
     write_keypoints: bool = True,
     write_sequence: bool = True,
+    include_sequence: bool = False,
 ) -> dict[str, Any]:
     """Write the per-frame keypoint JSON files and the sequence JSON of one video; return their paths.
 
     Default places are under ``out_dir`` (``keypoints/<stem>/``, ``sequences/``); the seed API
     facade passes its own folders. Both outputs are replaced atomically, the sequence JSON last,
-    so its presence means the video's legacy outputs are complete.
+    so its presence means the video's legacy outputs are complete. ``include_sequence`` adds the
+    sequence dict itself to the result (under "sequence").
     """
     if seq.source is None:
         raise ValueError("write_streamposeml needs a PoseSequence with a source video")
     video = Path(seq.source.path)
     sequence, keypoint_files = build_sequence(seq)
     result: dict[str, Any] = {"frames": seq.n_frames}
+    if include_sequence:
+        result["sequence"] = sequence
     if write_keypoints:
         kp_dir = (Path(keypoints_dir) / video.stem) if keypoints_dir else keypoints_dir_path(out_dir, video.stem)
         _replace_dir(kp_dir, {f"keypoints-{kp['frame_number']:04d}.json": kp for kp in keypoint_files})
