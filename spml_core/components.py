@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -149,14 +150,45 @@ class Model(Component):
         """Load weights written by save(); never unpickles."""
 
 
+@dataclass(frozen=True)
+class ActuatorStatus:
+    """What an actuator reports: ``state`` is idle, connecting, connected, disconnected or error."""
+
+    state: str
+    message: str = ""
+
+
 class Actuator(Component):
-    """Receives decisions (not raw predictions) and acts on a device or service."""
+    """Receives decisions (not raw predictions) and acts on a device or service.
+
+    An :class:`spml_core.actuation.ActuatorRunner` calls ``open``, ``send`` and ``close`` on its
+    own thread, never on the classification loop, so these may block. ``send`` raises on
+    failure (the runner logs it); ``status`` must be cheap and thread-safe.
+    """
 
     kind = "actuator"
 
+    def encode(self, value: Any, label: str) -> bytes:
+        """Encode a payload value from config.yml (bytes by default); raises PayloadError."""
+        from spml_core.payloads import encode_payload
+
+        if isinstance(value, str):
+            return encode_payload(value, "utf-8")
+        return encode_payload(value, "bytes")
+
+    def open(self) -> None:
+        """Connect to the device; may block; a failure is reported by status() and retried by send()."""
+
     @abstractmethod
     def send(self, payload: bytes, decision: Any) -> None:
-        """Deliver one action's payload to the device."""
+        """Deliver one action's payload to the device; raise with a clear message on failure."""
+
+    def status(self) -> ActuatorStatus:
+        """Current connection state and a human-readable message."""
+        return ActuatorStatus("connected")
+
+    def close(self) -> None:
+        """Disconnect and release the device."""
 
 
 class Executor(Component):

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spml_core.decisions import DecisionConfig
 from spml_core.errors import ConfigError
 
 
@@ -67,7 +68,10 @@ class ExtractStage(Strict):
     estimator: ComponentRef = Field(default_factory=lambda: ComponentRef(use="mediapipe"))
     workers: int | None = Field(None, ge=1, description="Processes (default: number of cores)")
     format: Literal["parquet", "streamposeml"] = "parquet"
-    executor: ComponentRef | None = None
+    executor: ComponentRef | None = Field(
+        None, description="Executor: {use: local} (default) or {use: dask, options: {scheduler: tcp://HOST:PORT}}"
+    )
+    retries: int = Field(1, ge=0, description="Times a failing video is retried before it is reported")
 
 
 class DatasetStage(Strict):
@@ -84,6 +88,7 @@ class DatasetStage(Strict):
     segmentation: ComponentRef | None = None
     decimals: int | None = Field(None, ge=0, le=12)
     executor: ComponentRef | None = None
+    retries: int = Field(1, ge=0, description="Times a failing video is retried before it is reported")
 
 
 class TrainStage(Strict):
@@ -113,15 +118,45 @@ class PipelineConfig(Strict):
     evaluate: EvaluateStage | None = None
 
 
+class ActuatorConfig(Strict):
+    """One actuator: a component (``use``), its options, and the decisions that drive it."""
+
+    use: str = Field(description="Actuator component name, as listed by `spml plugins` (ble, osc, ...)")
+    name: str | None = Field(None, description="Name in logs and events (default: the component name)")
+    options: dict[str, Any] = Field(default_factory=dict)
+    decisions: DecisionConfig
+    run_in: Literal["server", "browser"] = Field(
+        "server", description="server: the spml process drives the device; browser: the page writes it (Web Bluetooth)"
+    )
+    log: Path | None = Field(Path("logs/actions.jsonl"), description="JSON-lines action log (appended); null disables")
+    max_age_ms: float = Field(
+        500, gt=0, description="An on-action not started within this time after its decision is dropped as stale"
+    )
+
+    @property
+    def label(self) -> str:
+        """The actuator's name in logs and events."""
+        return self.name or self.use
+
+
 class Config(Strict):
     """The whole config.yml."""
 
     annotation_schema: AnnotationSchema = Field(default_factory=AnnotationSchema)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     serve: dict[str, Any] = Field(default_factory=dict)
-    actuators: list[dict[str, Any]] = Field(default_factory=list)
+    actuators: list[ActuatorConfig] = Field(default_factory=list)
 
     base_dir: Path = Field(Path("."), exclude=True, description="Folder of the config file")
+
+    @field_validator("actuators")
+    @classmethod
+    def _unique_actuator_names(cls, actuators: list[ActuatorConfig]) -> list[ActuatorConfig]:
+        names = [a.label for a in actuators]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"actuator names must be unique; give each a `name:` (repeated: {', '.join(dupes)})")
+        return actuators
 
     def resolve(self, path: Path | str) -> Path:
         """Resolve a path from the config against the config file's folder."""
@@ -201,6 +236,8 @@ def validate_components(cfg: Config, registry: Any, source: str = "config.yml") 
     for name, stage in (("extract", p.extract), ("dataset", p.dataset)):
         if stage is not None and stage.executor is not None:
             refs.append(("executor", f"pipeline.{name}.executor", stage.executor))
+    for i, actuator in enumerate(cfg.actuators):
+        refs.append(("actuator", f"actuators.{i}", ComponentRef(use=actuator.use, options=actuator.options)))
     for kind, where, ref in refs:
         try:
             cls = registry.get(kind, ref.use)
