@@ -25,6 +25,8 @@ class ExtractJob:
     options: dict[str, Any]
     sha256: str = ""
     formats: tuple[str, ...] = ("parquet",)
+    # The driver already decided this output is missing or stale (run manifest): don't skip it.
+    force: bool = False
 
 
 @dataclass
@@ -39,6 +41,8 @@ class ExtractResult:
     seconds: float = 0.0
     message: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    out_sha256: str = ""
+    attempts: int = 0
 
 
 def find_videos(path: Path) -> list[Path]:
@@ -108,7 +112,7 @@ def run_job(job: ExtractJob, progress: Callable[[int], None] | None = None) -> E
     start = time.perf_counter()
     try:
         sha = job.sha256 or file_sha256(job.video)
-        if is_up_to_date(job.out, sha, job.estimator, job.options) and _extras_present(job):
+        if not job.force and is_up_to_date(job.out, sha, job.estimator, job.options) and _extras_present(job):
             return ExtractResult(job.video, job.out, "skipped", message="up to date")
         registry = Registry().load()
         with registry.create("pose_estimator", job.estimator, job.options) as est:
@@ -123,7 +127,8 @@ def run_job(job: ExtractJob, progress: Callable[[int], None] | None = None) -> E
         detected = int(seq.detected.sum())
         msg = "" if detected else "no person detected in any frame (all landmarks are NaN)"
         return ExtractResult(
-            job.video, job.out, "written", seq.n_frames, detected, time.perf_counter() - start, msg, extra
+            job.video, job.out, "written", seq.n_frames, detected, time.perf_counter() - start, msg, extra,
+            out_sha256=file_sha256(job.out),  # hashed here, where the file is, for the run manifest
         )
     except Exception as exc:  # one failing video must not stop the others
         message = str(exc) if isinstance(exc, SpmlError) else f"{type(exc).__name__}: {exc}"

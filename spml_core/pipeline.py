@@ -10,9 +10,11 @@ from typing import Any
 
 from spml_core.config import Config, load_config, validate_components, validate_options
 from spml_core.errors import SpmlError
-from spml_core.extract import ExtractResult, check_output_dir, find_videos, is_up_to_date, plan_jobs, run_job
+from spml_core.extract import ExtractResult, check_output_dir, find_videos, plan_jobs, run_job
+from spml_core.manifest import RunManifest
 from spml_core.pose import file_sha256
 from spml_core.progress import progress_bar
+from spml_core.resume import resume_plan
 
 # Stage name -> "module:function(cfg, stage_config)"; each stage's module owns its logic.
 STAGES: dict[str, str] = {
@@ -35,8 +37,15 @@ def run_extract(
     json_summary: bool = False,
     registry: Any = None,
     quiet: bool = False,
+    retries: int | None = None,
 ) -> list[ExtractResult]:
-    """Extract keypoints of every video (a file, a folder or a list) into `out_dir`, skipping up-to-date ones."""
+    """Extract keypoints of every video (a file, a folder or a list) into `out_dir`, skipping up-to-date ones.
+
+    Resumable: `<out_dir>/.spml-run.jsonl` records every video's inputs and output, so a re-run
+    (after a crash, Ctrl-C or SIGKILL) redoes only missing, failed or stale outputs. A failing
+    video is retried `retries` times (default 1) while the others go on.
+    """
+    from spml_core.execution import DEFAULT_RETRIES, create_executor
     from spml_core.registry import Registry, print_load_errors
 
     registry = registry or Registry().load()
@@ -44,31 +53,29 @@ def run_extract(
     est_cls = registry.get("pose_estimator", estimator)
     # Canonical options (defaults filled in) so that skip checks compare like with like.
     opts = validate_options(est_cls, options or {}, f"{estimator} options").model_dump(mode="json")
-    ex = registry.create("executor", executor, executor_options or {})
+    ex = create_executor(registry, executor, executor_options or {})
     video_list = [Path(v) for v in videos] if isinstance(videos, list) else find_videos(Path(videos))
     check_output_dir(Path(out_dir))
     jobs = plan_jobs(video_list, Path(out_dir), estimator, opts, formats)
 
     results: list[ExtractResult] = []
-    todo = []
+    hashed = []
     for job in jobs:
         try:
             job.sha256 = file_sha256(job.video)
         except OSError as exc:
             results.append(ExtractResult(job.video, job.out, "failed", message=f"cannot read: {exc.strerror}"))
             continue
-        if is_up_to_date(job.out, job.sha256, estimator, opts) and _extras_ok(job):
-            results.append(ExtractResult(job.video, job.out, "skipped", message="up to date"))
-        else:
-            todo.append(job)
-    total = sum(_frame_count(j.video) for j in todo)
-    with progress_bar(total=total, unit="frame", desc="extract", disable=quiet or not todo) as bar:
-        for job, result in ex.map_unordered(run_job, todo, on_progress=bar.update):
-            if isinstance(result, BaseException):
-                result = ExtractResult(job.video, job.out, "failed", message=f"{type(result).__name__}: {result}")
-            results.append(result)
-            if not quiet:
-                bar.write(_describe(result))
+        hashed.append(job)
+    with RunManifest.open(Path(out_dir)) as manifest:
+        if manifest.removed_parts and not quiet:
+            print(f"spml extract: removed {len(manifest.removed_parts)} partial file(s) of an interrupted run",
+                  file=sys.stderr)
+        skipped, todo = resume_plan(manifest, hashed)
+        results += skipped
+        results += _extract_with_retries(
+            ex, todo, manifest, DEFAULT_RETRIES if retries is None else retries, quiet
+        )
     for r in results:
         if r.status == "skipped" and not quiet:
             print(_describe(r))
@@ -81,6 +88,42 @@ def run_extract(
         print(f"spml extract: {done} written, {skipped} up to date, {len(failed)} failed -> {out_dir}",
               file=sys.stderr)
     return results
+
+
+def _extract_with_retries(
+    ex: Any, todo: list[Any], manifest: Any, retries: int, quiet: bool
+) -> list[ExtractResult]:
+    """Run jobs on the executor, recording each start and end in the manifest; one bar for all workers."""
+    from spml_core.execution import map_with_retries
+    from spml_core.resume import result_record, running_records
+
+    frames = {j.out: _frame_count(j.video) for j in todo}
+    results: list[ExtractResult] = []
+    with progress_bar(total=sum(frames.values()), unit="frame", desc="extract", disable=quiet or not todo) as bar:
+
+        def before_round(jobs: list[Any], attempt: int) -> None:
+            manifest.append(running_records(manifest, jobs))
+            if attempt > 1:  # retried videos are decoded again from the start
+                bar.total = (bar.total or 0) + sum(frames[j.out] for j in jobs)
+                bar.refresh()
+
+        for job, result, attempt, final in map_with_retries(
+            ex, run_job, todo, retries=retries, is_failure=_is_failure,
+            on_progress=bar.update, before_round=before_round,
+        ):
+            if isinstance(result, BaseException):
+                result = ExtractResult(job.video, job.out, "failed", message=f"{type(result).__name__}: {result}")
+            result.attempts = attempt
+            manifest.append([result_record(manifest, job, result)])
+            if final:
+                results.append(result)
+            if not quiet:
+                bar.write(_describe(result) + ("" if final else f" (attempt {attempt}; retrying)"))
+    return results
+
+
+def _is_failure(result: Any) -> bool:
+    return isinstance(result, BaseException) or result.status == "failed"
 
 
 def _extras_ok(job: Any) -> bool:
@@ -109,13 +152,14 @@ def _describe(r: ExtractResult) -> str:
                 f"{fps:.1f} frames/s -> {r.out}{note}")
     if r.status == "skipped":
         return f"  {r.video.name}: up to date ({r.out})"
-    return f"  {r.video}: FAILED: {r.message}"
+    tries = f" after {r.attempts} attempts" if r.attempts > 1 else ""
+    return f"  {r.video}: FAILED{tries}: {r.message}"
 
 
 def _as_json(r: ExtractResult) -> dict[str, Any]:
     return {
         "video": str(r.video), "out": str(r.out), "status": r.status, "frames": r.frames,
-        "detected": r.detected, "seconds": round(r.seconds, 3), "message": r.message,
+        "detected": r.detected, "seconds": round(r.seconds, 3), "message": r.message, "attempts": r.attempts,
     }
 
 
@@ -127,6 +171,7 @@ def run_extract_stage(cfg: Config, stage: Any) -> Any:
         executor=ex.use if ex else "local",
         executor_options=(ex.options if ex else {}) | ({"workers": stage.workers} if stage.workers else {}),
         formats=("parquet", "streamposeml") if stage.format == "streamposeml" else ("parquet",),
+        retries=stage.retries,
     )
     if any(r.status == "failed" for r in results):
         raise SpmlError("extract: some videos failed (see above); finished outputs are kept")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import multiprocessing as mp
 import os
 import threading
@@ -15,12 +14,20 @@ from pydantic import Field
 from spml_core.components import Executor, Options
 
 
-def _put(queue: Any, n: int) -> None:
-    queue.put(n)
+_PROGRESS_QUEUE: Any = None
 
 
-def _call(fn: Callable[..., Any], item: Any, queue: Any) -> Any:
-    return fn(item, functools.partial(_put, queue) if queue is not None else None)
+def _init_worker(queue: Any) -> None:
+    # The queue reaches workers at process start (inheritance), the only way a plain
+    # multiprocessing queue may be shared; it avoids a Manager server process, which would
+    # outlive a driver killed with SIGKILL.
+    global _PROGRESS_QUEUE
+    _PROGRESS_QUEUE = queue
+
+
+def _call(fn: Callable[..., Any], item: Any) -> Any:
+    queue = _PROGRESS_QUEUE
+    return fn(item, queue.put if queue is not None else None)
 
 
 class LocalExecutor(Executor):
@@ -53,28 +60,33 @@ class LocalExecutor(Executor):
         # spawn, not fork: native libraries (MediaPipe, torch) are not fork-safe, and it is the
         # default on macOS and Windows, so every platform runs the same way.
         ctx = mp.get_context("spawn")
-        manager = ctx.Manager() if on_progress else None
-        queue = manager.Queue() if manager else None
+        queue = ctx.Queue() if on_progress is not None else None
         stop = threading.Event()
         pump = None
         if queue is not None and on_progress is not None:
             pump = threading.Thread(target=_drain, args=(queue, on_progress, stop), daemon=True)
             pump.start()
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,))
+        finished = False
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures: dict[Future[Any], Any] = {pool.submit(_call, fn, it, queue): it for it in items}
-                pending = set(futures)
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        exc = fut.exception()
-                        yield futures[fut], (exc if exc is not None else fut.result())
+            futures: dict[Future[Any], Any] = {pool.submit(_call, fn, it): it for it in items}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    exc = fut.exception()
+                    yield futures[fut], (exc if exc is not None else fut.result())
+            finished = True
         finally:
+            # Interrupted (Ctrl-C, generator closed): drop queued items instead of running them all
+            # first; items already running end by themselves and write whole files or none.
+            pool.shutdown(wait=finished, cancel_futures=not finished)
             stop.set()
             if pump is not None:
                 pump.join(timeout=2)
-            if manager is not None:
-                manager.shutdown()
+            if queue is not None:
+                queue.close()
+                queue.cancel_join_thread()
 
 
 def _drain(queue: Any, on_progress: Callable[[int], None], stop: threading.Event) -> None:
@@ -85,5 +97,11 @@ def _drain(queue: Any, on_progress: Callable[[int], None], stop: threading.Event
             on_progress(queue.get(timeout=0.1))
         except queue_mod.Empty:
             continue
-        except (EOFError, OSError, BrokenPipeError):
+        except (EOFError, OSError, ValueError):
+            return
+    # Counts sent just before the last item finished still belong on the bar.
+    while True:
+        try:
+            on_progress(queue.get_nowait())
+        except (queue_mod.Empty, EOFError, OSError, ValueError):
             return

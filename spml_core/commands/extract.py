@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spml_core.execution import add_executor_arguments, executor_from_args
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register the subcommand."""
@@ -16,11 +18,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", help="estimator model, e.g. lite|full|heavy for mediapipe, or a .task file")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="estimator option (repeatable), e.g. -o clahe=true -o stride=2")
-    p.add_argument("--workers", type=int, help="worker processes (default: number of cores)")
-    p.add_argument("--executor", default="local", help="executor component (default: local)")
     p.add_argument("--format", choices=["parquet", "streamposeml"], default="parquet",
                    help="streamposeml also writes StreamPoseML's per-frame and sequence JSON")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_executor_arguments(p)
     return p
 
 
@@ -46,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     if args.model:
         options["model"] = args.model
-    executor_options = {"workers": args.workers} if args.workers else {}
+    executor, executor_options = executor_from_args(args)
     results = run_extract(
         args.videos, args.out, args.estimator, options,
-        executor=args.executor, executor_options=executor_options,
+        executor=executor, executor_options=executor_options,
         formats=("parquet", "streamposeml") if args.format == "streamposeml" else ("parquet",),
-        json_summary=args.json,
+        json_summary=args.json, retries=args.retries,
     )
     return 1 if any(r.status == "failed" for r in results) else 0

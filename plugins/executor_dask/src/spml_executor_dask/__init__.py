@@ -1,0 +1,1 @@
+"""spml's Dask executor: batch work on a dask.distributed cluster (see docs/scale-out.md)."""

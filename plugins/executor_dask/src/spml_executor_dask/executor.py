@@ -1,0 +1,169 @@
+"""The ``dask`` executor: one task per item (video) on a dask.distributed cluster.
+
+With ``scheduler`` it connects to a running scheduler (a cluster started by hand, by
+``dask-jobqueue`` on SLURM/PBS, or by Kubernetes); without it, it starts a LocalCluster of
+worker processes on 127.0.0.1 for the duration of the run. Workers report per-frame progress
+as Dask events (``Worker.log_event``), which the driver turns into one progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from spml_core.components import Executor, Options
+from spml_core.errors import SpmlError
+
+_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx|inproc)://\S+$")
+# Workers batch frame counts for this long before sending an event: a 30 fps bar needs no more,
+# and one message per frame per worker would load the scheduler for nothing.
+_FLUSH_SECONDS = 0.2
+
+
+class DaskExecutor(Executor):
+    """Runs items as tasks on a Dask cluster: a given scheduler, or a LocalCluster started here."""
+
+    name = "dask"
+    description = "dask.distributed cluster (--scheduler tcp://HOST:PORT) or a LocalCluster on this machine"
+
+    class Options(Options):
+        scheduler: str | None = Field(
+            None, description="Scheduler address, e.g. tcp://10.0.0.5:8786; absent: start a LocalCluster here"
+        )
+        workers: int | None = Field(
+            None, ge=1, description="LocalCluster worker processes (default: number of cores); unused with scheduler"
+        )
+        dashboard: str | None = Field(
+            None, description="LocalCluster dashboard address, e.g. 127.0.0.1:8787 (needs bokeh); off when absent"
+        )
+        connect_timeout: float = Field(30.0, gt=0, description="Seconds to wait for the scheduler")
+
+        @field_validator("scheduler")
+        @classmethod
+        def _address(cls, v: str | None) -> str | None:
+            if v is not None and not _ADDRESS.match(v):
+                raise ValueError("expected a scheduler address like tcp://HOST:PORT")
+            return v
+
+    def workers_for(self, n_items: int) -> int:
+        """LocalCluster processes to start: never more than items, at least one."""
+        wanted = self.options.workers or os.cpu_count() or 1
+        return max(1, min(wanted, n_items))
+
+    @contextlib.contextmanager
+    def client(self, n_items: int) -> Iterator[Any]:
+        """A connected distributed.Client; a LocalCluster it started is closed on exit."""
+        from distributed import Client, LocalCluster
+
+        opts = self.options
+        if opts.scheduler:
+            try:
+                client = Client(opts.scheduler, timeout=opts.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise SpmlError(
+                    f"dask scheduler {opts.scheduler}: cannot connect within {opts.connect_timeout:g} s ({exc})"
+                ) from None
+            with client:
+                yield client
+            return
+        cluster = LocalCluster(
+            n_workers=self.workers_for(n_items),
+            threads_per_worker=1,  # one video per process: MediaPipe already uses about one core
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=opts.dashboard,
+            silence_logs=logging.ERROR,
+        )
+        with cluster, Client(cluster) as client:
+            yield client
+
+    def map_unordered(
+        self,
+        fn: Callable[[Any, Callable[[int], None] | None], Any],
+        items: list[Any],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[Any, Any]]:
+        """Yield (item, result or exception) as tasks finish; fn(item, progress) runs on a worker."""
+        if not items:
+            return
+        from distributed import as_completed
+
+        run_id = uuid.uuid4().hex[:12]
+        topic = f"spml-progress-{run_id}"
+        with self.client(len(items)) as client:
+            if on_progress is not None:
+                client.subscribe_topic(topic, lambda event: on_progress(int(event[1])))
+            futures = {
+                client.submit(
+                    _call, fn, item, topic if on_progress is not None else None,
+                    key=f"spml-{run_id}-{i}", pure=False,
+                ): item
+                for i, item in enumerate(items)
+            }
+            try:
+                for fut in as_completed(futures):
+                    item = futures[fut]
+                    if fut.status == "finished":
+                        yield item, fut.result()
+                    elif fut.status == "error":
+                        yield item, fut.exception()
+                    else:
+                        yield item, RuntimeError(f"dask task {fut.key} ended as {fut.status}")
+                    fut.release()
+            finally:
+                # Interrupted (Ctrl-C, generator closed): stop queued tasks; running ones finish
+                # on their own and their atomic writes leave whole files or none.
+                left = [f for f in futures if not f.done()]
+                if left:
+                    client.cancel(left)
+                if on_progress is not None:
+                    with contextlib.suppress(Exception):
+                        client.unsubscribe_topic(topic)
+
+
+class _EventProgress:
+    """progress(n) on a worker: sums frames and sends them as a Dask event now and then."""
+
+    def __init__(self, topic: str) -> None:
+        from distributed import get_worker
+
+        self.worker = get_worker()
+        self.topic = topic
+        self.pending = 0
+        self.last = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self.lock:
+            self.pending += int(n)
+            if time.monotonic() - self.last >= _FLUSH_SECONDS:
+                self._flush()
+
+    def flush(self) -> None:
+        """Send what is left (called when the task ends)."""
+        with self.lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.worker.log_event(self.topic, self.pending)
+            self.pending = 0
+        self.last = time.monotonic()
+
+
+def _call(fn: Callable[..., Any], item: Any, topic: str | None) -> Any:
+    progress = _EventProgress(topic) if topic else None
+    try:
+        return fn(item, progress)
+    finally:
+        if progress is not None:
+            progress.flush()
