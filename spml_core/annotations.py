@@ -223,7 +223,7 @@ def _nearest_rows(ts: np.ndarray, t: np.ndarray, inward: Literal["up", "down"]) 
     if n == 1:
         return hi
     lo = hi - 1
-    d_lo, d_hi = t - ts[lo], ts[hi] - t
+    d_lo, d_hi = np.abs(t - ts[lo]), np.abs(ts[hi] - t)
     pick_hi = d_hi < d_lo if inward == "down" else d_hi <= d_lo
     return np.where(pick_hi, hi, lo)
 

@@ -1,0 +1,513 @@
+"""Datasets: keypoint files + one annotation file per video -> one table with a row per frame.
+
+``build_dataset`` reads every keypoint file (spml's Parquet, or StreamPoseML's
+``<video>_sequence.json``), parses each annotation file with an annotation parser component,
+matches them by exact video stem, aligns labels to frames (``spml_core.annotations``) and
+returns the table with an ``AlignmentReport``. ``write_dataset`` writes ``.parquet`` or ``.csv``
+atomically. See docs/datasets.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from spml_core.annotations import VideoAlignment, VideoAnnotations, align_annotations, class_categories, uses_times
+from spml_core.atomic import atomic_path, write_text_atomic
+from spml_core.config import AnnotationSchema, Config
+from spml_core.errors import SpmlError
+from spml_core.skeleton import CHANNELS, LANDMARK_NAMES, landmark_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+SEQUENCE_SUFFIX = "_sequence.json"
+DATASET_SUFFIXES = (".parquet", ".csv")
+META_COLUMNS = ("video", "frame", "timestamp_ms", "width", "height")
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+class VideoReport(VideoAlignment):
+    """Alignment of one video: its files, its frames, and what its annotations did."""
+
+    video: str
+    keypoints: str
+    annotations: str | None = None
+    frames: int = 0
+    rows: int = Field(0, description="Rows this video contributes to the dataset")
+
+
+class AlignmentReport(BaseModel):
+    """What building a dataset did, per video and overall; written as <dataset>.report.json."""
+
+    classes: dict[str, list[str]]
+    rows: int = 0
+    include_unlabeled: bool = True
+    strict: bool = False
+    on_conflict: str = "keep_later"
+    videos: list[VideoReport] = Field(default_factory=list)
+    videos_without_annotations: list[str] = Field(default_factory=list)
+    annotations_without_videos: list[str] = Field(default_factory=list)
+
+    @property
+    def annotations_total(self) -> int:
+        """Annotations read from files matched to a video."""
+        return sum(v.annotations_total for v in self.videos)
+
+    @property
+    def annotations_used(self) -> int:
+        """Annotations that labelled at least one frame."""
+        return sum(v.annotations_used for v in self.videos)
+
+    def table(self, max_videos: int = 20) -> str:
+        """A short plain-text table: one line per video, then totals and unmatched files."""
+        classes = list(self.classes)
+        head = ["video", "frames", *[f"{c} labeled" for c in classes], "annotations", "clipped", "conflicts",
+                "unknown"]
+        rows = []
+        for v in self.videos[:max_videos]:
+            rows.append([
+                v.video, str(v.frames), *[str(v.labeled_frames.get(c, 0)) for c in classes],
+                f"{v.annotations_used}/{v.annotations_total}" if v.annotations else "-",
+                str(len(v.outside)), str(len(v.conflicts)), str(sum(v.unknown_labels.values())),
+            ])
+        if len(self.videos) > max_videos:
+            rows.append([f"... {len(self.videos) - max_videos} more", *[""] * (len(head) - 1)])
+        rows.append([
+            "total", str(sum(v.frames for v in self.videos)),
+            *[str(sum(v.labeled_frames.get(c, 0) for v in self.videos)) for c in classes],
+            f"{self.annotations_used}/{self.annotations_total}",
+            str(sum(len(v.outside) for v in self.videos)), str(sum(len(v.conflicts) for v in self.videos)),
+            str(sum(sum(v.unknown_labels.values()) for v in self.videos)),
+        ])
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        lines = [fmt(head), *map(fmt, rows)]
+        lines.append(f"{self.rows} rows ({'all frames' if self.include_unlabeled else 'labeled frames only'})")
+        for title, items in (("videos without annotations", self.videos_without_annotations),
+                             ("annotation files matching no video", self.annotations_without_videos)):
+            if items:
+                shown = ", ".join(items[:10]) + (f" and {len(items) - 10} more" if len(items) > 10 else "")
+                lines.append(f"{title} ({len(items)}): {shown}")
+        for v in self.videos:
+            for c in v.conflicts[:3]:
+                lines.append(f"conflict in {v.video}: {c.cls} frames {c.first_frame}-{c.last_frame}: "
+                             f"{', '.join(c.labels)} -> kept {c.kept}")
+            for o in v.outside[:3]:
+                lines.append(f"{o.kind} in {v.video}: annotation {o.annotation} ({o.label}, {o.range})")
+            if v.unknown_labels:
+                lines.append(f"unknown labels in {v.video} (ignored): "
+                             + ", ".join(f"{k} ({n}x)" for k, n in v.unknown_labels.items()))
+        return "\n".join(lines)
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the report as JSON atomically."""
+        data = self.model_dump(mode="json")
+        data["annotations_total"] = self.annotations_total
+        data["annotations_used"] = self.annotations_used
+        return write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def report_path(out: str | os.PathLike[str]) -> Path:
+    """Where the report of a dataset goes: '<out>.report.json' beside it."""
+    out = Path(out)
+    return out.with_name(out.name + ".report.json")
+
+
+# -- finding and reading files --------------------------------------------------------------------
+
+def _visible_files(directory: Path, pattern: str) -> list[Path]:
+    return sorted(
+        p for p in directory.rglob(pattern)
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    )
+
+
+def sequence_stem(path: Path) -> str:
+    """Video stem of a StreamPoseML sequence file: 'clip.webm_sequence.json' -> 'clip'."""
+    return Path(path.name[: -len(SEQUENCE_SUFFIX)]).stem
+
+
+def find_keypoint_files(directory: str | os.PathLike[str], sequences: bool = True) -> dict[str, Path]:
+    """Video stem -> keypoint file: '<stem>.parquet', else StreamPoseML's '<video>_sequence.json'."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise SpmlError(f"{directory}: keypoints folder not found")
+    if directory.is_file():
+        files = [directory]
+        directory = directory.parent
+    else:
+        files = _visible_files(directory, "*.parquet")
+        if sequences:
+            files += _visible_files(directory, f"*{SEQUENCE_SUFFIX}")
+    found: dict[str, Path] = {}
+    for path in files:
+        is_seq = path.name.endswith(SEQUENCE_SUFFIX)
+        stem = sequence_stem(path) if is_seq else path.stem
+        other = found.get(stem)
+        if other is not None:
+            if is_seq and other.suffix == ".parquet":
+                continue  # the Parquet beside it holds the same frames plus visibility and timestamps
+            raise SpmlError(f"{path}: keypoints for video '{stem}' also in {other}; keep one")
+        found[stem] = path
+    if not found:
+        raise SpmlError(
+            f"{directory}: no keypoint files found (looked for *.parquet from `spml extract`"
+            + (f" and *{SEQUENCE_SUFFIX}" if sequences else "") + ")"
+        )
+    return dict(sorted(found.items()))
+
+
+def find_annotation_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """The annotation files (*.json, recursively, StreamPoseML sequence files excluded), sorted."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise SpmlError(f"{directory}: annotations folder not found")
+    if directory.is_file():
+        return [directory]
+    files = [p for p in _visible_files(directory, "*.json") if not p.name.endswith(SEQUENCE_SUFFIX)]
+    if not files:
+        raise SpmlError(f"{directory}: no annotation files (*.json) found")
+    return files
+
+
+@dataclass
+class KeypointTable:
+    """One video's keypoint rows as Arrow columns: frame, timestamp_ms and the landmark columns."""
+
+    table: pa.Table
+    width: int
+    height: int
+    has_timestamps: bool = True
+
+
+def read_keypoint_table(path: Path) -> KeypointTable:
+    """Read a keypoint file's frame, timestamp and landmark columns (no world coordinates)."""
+    if path.name.endswith(SEQUENCE_SUFFIX):
+        return read_sequence_json(path)
+    import pyarrow.parquet as pq
+
+    from spml_core.pose import _META_KEY, FORMAT_VERSION
+
+    cols = ["frame", "timestamp_ms", *landmark_columns()]
+    try:
+        table = pq.read_table(path, columns=cols)
+    except Exception as exc:  # pyarrow raises several types: missing columns, corrupt file
+        raise SpmlError(f"{path}: not a readable spml keypoint file ({exc})") from None
+    raw = (table.schema.metadata or {}).get(_META_KEY)
+    if raw is None:
+        raise SpmlError(f"{path}: Parquet file has no spml keypoint metadata (not written by `spml extract`?)")
+    meta = json.loads(raw)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise SpmlError(f"{path}: unsupported keypoint format version {meta.get('format_version')!r}")
+    return KeypointTable(table.replace_schema_metadata(None), int(meta["width"]), int(meta["height"]))
+
+
+def read_sequence_json(path: Path) -> KeypointTable:
+    """Read StreamPoseML's '<video>_sequence.json' (1-based frame numbers) as 0-based keypoint rows.
+
+    These files hold x, y, z but neither visibility (NaN here) nor timestamps (NaN: only frame
+    ranges can be aligned to them).
+    """
+    import pyarrow as pa
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpmlError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    frames = data.get("frames") if isinstance(data, dict) else None
+    if isinstance(frames, dict):
+        frames = list(frames.values())
+    if not isinstance(frames, list):
+        raise SpmlError(f"{path}: not a StreamPoseML sequence file (no 'frames')")
+    n = len(frames)
+    numbers = np.empty(n, dtype=np.int64)
+    xyzv = np.full((n, len(LANDMARK_NAMES), len(CHANNELS)), np.nan, dtype=np.float32)
+    width = height = 0
+    nan = float("nan")
+    for i, fr in enumerate(frames):  # parsing JSON objects: one dict per frame is the file's own layout
+        try:
+            numbers[i] = int(fr["frame_number"])
+        except (KeyError, TypeError, ValueError):
+            raise SpmlError(f"{path}: frame {i} has no frame_number") from None
+        joints = fr.get("joint_positions") or {}
+        if joints:
+            try:
+                xyzv[i, :, :3] = [
+                    [nan if (v := j.get(c)) is None else v for c in ("x", "y", "z")]
+                    for j in (joints[name] for name in LANDMARK_NAMES)
+                ]
+            except KeyError as exc:
+                raise SpmlError(f"{path}: frame {numbers[i]} lacks joint {exc.args[0]!r}") from None
+        dims = fr.get("image_dimensions") or {}
+        width, height = width or int(dims.get("width") or 0), height or int(dims.get("height") or 0)
+    order = np.argsort(numbers, kind="stable")
+    numbers, xyzv = numbers[order], xyzv[order]
+    flat = xyzv.reshape(n, -1)
+    arrays = [pa.array(numbers - 1), pa.array(np.full(n, np.nan))] + [pa.array(flat[:, j]) for j in range(flat.shape[1])]
+    table = pa.Table.from_arrays(arrays, names=["frame", "timestamp_ms", *landmark_columns()])
+    return KeypointTable(table, width, height, has_timestamps=False)
+
+
+# -- building -------------------------------------------------------------------------------------
+
+def parse_annotations(
+    files: list[Path], schema: AnnotationSchema, parser: str = "json", parser_options: dict[str, Any] | None = None,
+    registry: Any = None,
+) -> list[VideoAnnotations]:
+    """Parse annotation files with the named annotation parser component."""
+    from spml_core.registry import Registry
+
+    registry = registry or Registry().load()
+    component = registry.create("annotation_parser", parser, parser_options or {})
+    return [component.parse(path, schema) for path in files]  # type: ignore[attr-defined]
+
+
+def match_annotations(
+    videos: dict[str, Path], annotations: list[VideoAnnotations]
+) -> tuple[dict[str, VideoAnnotations], list[VideoAnnotations]]:
+    """Match annotation files to videos by exact stem (name field first, then file stem)."""
+    matched: dict[str, VideoAnnotations] = {}
+    unmatched: list[VideoAnnotations] = []
+    for ann in annotations:
+        stem = next((s for s in ann.match_names if s in videos), None)
+        if stem is None:
+            unmatched.append(ann)
+            continue
+        if stem in matched:
+            raise SpmlError(
+                f"{ann.file}: annotations for video '{stem}' also in {matched[stem].file}; "
+                "keep one file per video"
+            )
+        matched[stem] = ann
+    return matched, unmatched
+
+
+def build_dataset(
+    keypoints_dir: str | os.PathLike[str],
+    annotations_dir: str | os.PathLike[str],
+    schema: AnnotationSchema | None = None,
+    parser: str = "json",
+    include_unlabeled: bool = True,
+    strict: bool = False,
+    registry: Any = None,
+    *,
+    parser_options: dict[str, Any] | None = None,
+    limit: int | None = None,
+    quiet: bool = True,
+) -> tuple[pd.DataFrame, AlignmentReport]:
+    """Merge keypoints and annotations into one DataFrame (a row per frame) and an AlignmentReport."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from spml_core.progress import progress_bar
+
+    schema = schema or AnnotationSchema()
+    cats = class_categories(schema)
+    if not cats:
+        raise SpmlError("annotation_schema.label_class_mapping is empty: map each label to a class column")
+    clash = sorted(set(cats) & {*META_COLUMNS, *landmark_columns()})
+    if clash:
+        raise SpmlError(f"annotation_schema.label_class_mapping: class names {clash} collide with dataset columns")
+    videos = find_keypoint_files(keypoints_dir)
+    ann_files = find_annotation_files(annotations_dir)
+    parsed = parse_annotations(ann_files, schema, parser, parser_options, registry)
+    matched, unmatched = match_annotations(videos, parsed)
+    report = AlignmentReport(classes=cats, include_unlabeled=include_unlabeled, strict=strict,
+                             on_conflict=schema.on_conflict)
+    report.annotations_without_videos = [str(a.file) for a in unmatched]
+    if not matched:
+        raise SpmlError(
+            f"none of the {len(parsed)} annotation files in {annotations_dir} matches a keypoint file in "
+            f"{keypoints_dir} (annotations name {sorted({n for a in parsed for n in a.match_names})[:5]}, "
+            f"keypoints are {list(videos)[:5]}); names must be equal video stems"
+        )
+    if unmatched and strict:
+        raise SpmlError(
+            f"{unmatched[0].file}: matches no keypoint file (looked for "
+            + " or ".join(f"'{n}'" for n in unmatched[0].match_names)
+            + f" in {keypoints_dir})" + (f"; {len(unmatched) - 1} more such files" if len(unmatched) > 1 else "")
+        )
+    stems = list(videos)[:limit] if limit else list(videos)
+    times = uses_times(schema)
+
+    tables: list[pa.Table] = []
+    codes: dict[str, list[np.ndarray]] = {c: [] for c in cats}
+    sizes: list[int] = []
+    dims: list[tuple[int, int]] = []
+    with progress_bar(total=len(stems), desc="dataset", unit="video", disable=quiet) as bar:
+        for stem in stems:
+            path = videos[stem]
+            kt = read_keypoint_table(path)
+            frame_index = kt.table.column("frame").to_numpy()
+            ann = matched.get(stem)
+            vr = VideoReport(video=stem, keypoints=str(path), frames=kt.table.num_rows,
+                             annotations=str(ann.file) if ann else None)
+            if ann is not None:
+                if times and not kt.has_timestamps:
+                    raise SpmlError(f"{path}: StreamPoseML sequence files hold no timestamps, but the "
+                                    "annotation_schema maps times; use the Parquet keypoints from `spml extract`")
+                video_codes, alignment = align_annotations(
+                    ann, frame_index, kt.table.column("timestamp_ms").to_numpy(), schema, strict=strict)
+                vr = VideoReport(**{**vr.model_dump(), **alignment.model_dump()})
+            else:
+                video_codes = {c: np.full(len(frame_index), -1, dtype=np.int64) for c in cats}
+                vr.labeled_frames = {c: 0 for c in cats}
+                report.videos_without_annotations.append(stem)
+            table = kt.table
+            if not include_unlabeled:
+                # A frame is labeled when every class has a label (StreamPoseML's rule).
+                keep = np.logical_and.reduce([video_codes[c] >= 0 for c in cats])
+                table = table.filter(pa.array(keep))
+                video_codes = {c: v[keep] for c, v in video_codes.items()}
+            vr.rows = table.num_rows
+            report.videos.append(vr)
+            tables.append(table)
+            sizes.append(table.num_rows)
+            dims.append((kt.width, kt.height))
+            for c in cats:
+                codes[c].append(video_codes[c])
+            bar.update(1)
+
+    frame = pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
+    sizes_arr = np.asarray(sizes, dtype=np.int64)
+    video_codes_all = np.repeat(np.arange(len(stems), dtype=np.int32), sizes_arr)
+    frame.insert(0, "video", pd.Categorical.from_codes(video_codes_all, categories=pd.Index(stems, dtype=object)))
+    dims_arr = np.asarray(dims, dtype=np.int64).reshape(-1, 2)
+    frame.insert(3, "width", np.repeat(dims_arr[:, 0], sizes_arr))
+    frame.insert(4, "height", np.repeat(dims_arr[:, 1], sizes_arr))
+    for c, labels in cats.items():
+        all_codes = np.concatenate(codes[c]) if codes[c] else np.zeros(0, dtype=np.int64)
+        frame[c] = pd.Categorical.from_codes(all_codes, categories=pd.Index(labels, dtype=object))
+    report.rows = len(frame)
+    return frame, report
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+def write_dataset(df: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
+    """Write a dataset to .parquet or .csv atomically (never a partly written file)."""
+    import pyarrow as pa
+
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in DATASET_SUFFIXES:
+        raise SpmlError(f"{out}: unknown dataset format '{out.suffix}' (use .parquet or .csv)")
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    try:
+        with atomic_path(out) as tmp:
+            if suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                pq.write_table(table, tmp, compression="zstd")
+            else:
+                import pyarrow.csv as pacsv
+
+                # CSV has no dictionary type: write categories as their text; missing labels stay empty.
+                cols = [col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+                        for col in table.columns]
+                pacsv.write_csv(pa.Table.from_arrays(cols, names=table.column_names), tmp)
+    except OSError as exc:
+        raise SpmlError(f"{out}: cannot write dataset ({exc.strerror or exc})") from None
+    return out
+
+
+def read_dataset(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a dataset written by write_dataset (.parquet or .csv)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise SpmlError(f"{path}: dataset not found")
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    raise SpmlError(f"{path}: unknown dataset format '{path.suffix}' (use .parquet or .csv)")
+
+
+# -- frames dataset (the seed API's Dataset) -------------------------------------------------------
+
+@dataclass
+class FrameDataset:
+    """A built dataset: the per-frame table, its alignment report and class columns.
+
+    ``all_frames``, ``labeled_frames`` (every class labeled, StreamPoseML's rule) and
+    ``unlabeled_frames`` mirror StreamPoseML's Dataset, as DataFrames.
+    """
+
+    frames: pd.DataFrame
+    report: AlignmentReport
+    classes: list[str] = field(default_factory=list)
+
+    @property
+    def all_frames(self) -> pd.DataFrame:
+        """Every frame."""
+        return self.frames
+
+    @property
+    def labeled_mask(self) -> np.ndarray:
+        """True for frames where every class column holds a label."""
+        if not self.classes:
+            return np.zeros(len(self.frames), dtype=bool)
+        return np.logical_and.reduce([self.frames[c].notna().to_numpy() for c in self.classes])
+
+    @property
+    def labeled_frames(self) -> pd.DataFrame:
+        """Frames where every class column holds a label."""
+        return self.frames[self.labeled_mask]
+
+    @property
+    def unlabeled_frames(self) -> pd.DataFrame:
+        """Frames where some class column is empty."""
+        return self.frames[~self.labeled_mask]
+
+
+# -- commands and pipeline stage --------------------------------------------------------------------
+
+def build_and_write(
+    keypoints: Path, annotations: Path, out: Path, schema: AnnotationSchema, *, parser: str = "json",
+    parser_options: dict[str, Any] | None = None, include_unlabeled: bool = True, strict: bool = False,
+    formatting: Any = None, quiet: bool = False, registry: Any = None,
+) -> tuple[pd.DataFrame, AlignmentReport]:
+    """Build, optionally format, write the dataset and its report, and print the report table."""
+    out = Path(out)
+    if out.suffix.lower() not in DATASET_SUFFIXES:
+        raise SpmlError(f"{out}: unknown dataset format '{out.suffix}' (use .parquet or .csv)")
+    df, report = build_dataset(keypoints, annotations, schema, parser, include_unlabeled, strict, registry,
+                               parser_options=parser_options, quiet=quiet)
+    if formatting is not None:
+        df = formatting(df)
+    write_dataset(df, out)
+    report.write(report_path(out))
+    if not quiet:
+        print(report.table())
+        print(f"spml dataset: {len(df)} rows x {df.shape[1]} columns -> {out} (report: {report_path(out)})",
+              file=sys.stderr)
+    return df, report
+
+
+def run_dataset_stage(cfg: Config, stage: Any) -> tuple[pd.DataFrame, AlignmentReport]:
+    """The `dataset` stage of `spml run`: build, format when configured, write dataset and report."""
+    formatting = None
+    # --- features/segmentation formatting (owned by spml_core.formatting) -------------------------
+    if stage.features or stage.feature_options or stage.segmentation is not None or stage.decimals is not None:
+        from spml_core.formatting import format_frames
+
+        def formatting(df: pd.DataFrame) -> pd.DataFrame:
+            return format_frames(df, stage)
+    # -----------------------------------------------------------------------------------------------
+    return build_and_write(
+        cfg.resolve(stage.keypoints), cfg.resolve(stage.annotations), cfg.resolve(stage.out),
+        cfg.annotation_schema, parser=stage.parser.use, parser_options=stage.parser.options,
+        include_unlabeled=stage.include_unlabeled, strict=stage.strict, formatting=formatting,
+    )
