@@ -1,0 +1,464 @@
+"""Actuation that never blocks classification: runners, the action log, and per-stream sessions.
+
+Threads and queues:
+
+- :class:`ActuatorRunner` drives one actuator on its own thread. ``submit`` only takes a lock
+  and appends, so the classification loop never waits for a device.
+- Drop/coalesce policy (a slow or failing device): an on-action that has not started when a
+  newer action arrives is dropped (counted in ``dropped``), so at most one on-action is pending;
+  an on-action not started within ``max_age_ms`` of its decision is dropped as stale (a late
+  stimulus is a wrong one). Off actions are never dropped: identical pending offs coalesce
+  into one, and an off whose send fails is retried (``retry_ms`` apart) until it is delivered
+  or a newer off replaces it; ``close()`` still delivers pending offs within its timeout.
+- :class:`ActionLog` appends one JSON line per action (sent, failed, dropped, suppressed) and
+  flushes each line, from its own writer thread.
+- :class:`ActuationHub` (one per process or app) builds the actuators from config.yml and
+  their runners; :class:`ActuationSession` (one per stream) holds the decision engines, feeds
+  the runners, emits events for the page, and runs the dead-man check.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spml_core.decisions import Decision, DecisionEngine
+from spml_core.errors import ConfigError
+from spml_core.payloads import PayloadError
+
+if TYPE_CHECKING:
+    from spml_core.components import Actuator
+    from spml_core.config import ActuatorConfig
+    from spml_core.registry import Registry
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+class ActionLog:
+    """Append-only JSON-lines log written by a background thread, flushed per line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"spml-action-log-{self.path.name}", daemon=True)
+        self._thread.start()
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Queue one record; returns at once."""
+        self._queue.put(record)
+
+    def _run(self) -> None:
+        while True:
+            record = self._queue.get()
+            if record is None:
+                break
+            self._file.write(json.dumps(record, default=str) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        """Write what is queued, then close the file."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._file.close()
+
+
+@dataclass
+class _Job:
+    decision: Decision
+    session: str | None
+    decided_at: float  # epoch seconds, for the log
+    decided_ns: int  # perf_counter_ns, for latency and staleness
+
+
+class ActuatorRunner:
+    """Runs one actuator on its own thread behind a non-blocking, coalescing queue."""
+
+    def __init__(
+        self,
+        actuator: Actuator,
+        name: str,
+        log: ActionLog | None = None,
+        max_age_ms: float = 500.0,
+        retry_ms: float = 250.0,
+        on_result: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.actuator = actuator
+        self.name = name
+        self.log = log
+        self.max_age_ms = max_age_ms
+        self.retry_ms = retry_ms
+        self.on_result = on_result
+        self.counts = {"submitted": 0, "sent": 0, "failed": 0, "dropped": 0, "stale": 0, "coalesced": 0, "retried": 0}
+        self._pending: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._deadline = 0.0
+        self._thread = threading.Thread(target=self._run, name=f"spml-actuator-{name}", daemon=True)
+
+    def start(self) -> ActuatorRunner:
+        """Start the runner thread (it opens the actuator first)."""
+        self._thread.start()
+        return self
+
+    # -- producer side (the classification loop) -----------------------------------------
+    def submit(self, decision: Decision, session: str | None = None) -> None:
+        """Queue an on or off action; never waits for the device."""
+        if decision.payload is None or decision.action not in ("on", "off"):
+            raise ValueError(f"only on/off actions with a payload can be sent, got {decision.action!r}")
+        job = _Job(decision, session, time.time(), time.perf_counter_ns())
+        dropped: list[tuple[_Job, str]] = []
+        with self._cond:
+            self.counts["submitted"] += 1
+            # Any newer action supersedes on-actions that have not started yet.
+            kept: deque[_Job] = deque()
+            for old in self._pending:
+                if old.decision.action == "on":
+                    dropped.append((old, "dropped: superseded by a newer action"))
+                else:
+                    kept.append(old)
+            if decision.action == "off" and kept and kept[-1].decision.payload == decision.payload:
+                dropped.append((kept.pop(), "coalesced: an identical off action follows"))
+            kept.append(job)
+            self._pending = kept
+            for _, why in dropped:
+                self.counts["coalesced" if why.startswith("coalesced") else "dropped"] += 1
+            self._cond.notify()
+        for old, why in dropped:
+            self._record(old, why)
+
+    def pending(self) -> int:
+        """Number of actions waiting for the device."""
+        with self._cond:
+            return len(self._pending)
+
+    def status(self) -> dict[str, Any]:
+        """Actuator state, message and counters, JSON-able."""
+        st = self.actuator.status()
+        with self._cond:
+            counts = dict(self.counts, pending=len(self._pending))
+        return {"actuator": self.name, "state": st.state, "message": st.message, **counts}
+
+    # -- runner thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self.actuator.open()
+        except Exception:
+            pass  # the actuator reports it through status(); send() reconnects
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    self._drop_ons_for_shutdown()
+                    if not self._pending or time.monotonic() > self._deadline:
+                        break
+                job = self._pending.popleft()
+            self._deliver(job)
+        try:
+            self.actuator.close()
+        except Exception:
+            pass
+
+    def _drop_ons_for_shutdown(self) -> None:
+        ons = [j for j in self._pending if j.decision.action == "on"]
+        for job in ons:
+            self._pending.remove(job)
+            self.counts["dropped"] += 1
+            self._record(job, "dropped: shutting down")
+
+    def _deliver(self, job: _Job) -> None:
+        d = job.decision
+        age_ms = (time.perf_counter_ns() - job.decided_ns) / 1e6
+        if d.action == "on" and age_ms > self.max_age_ms:
+            with self._cond:
+                self.counts["stale"] += 1
+            self._record(job, f"dropped: stale ({age_ms:.0f} ms > max_age_ms {self.max_age_ms:g})")
+            return
+        try:
+            assert d.payload is not None
+            self.actuator.send(d.payload, d)
+        except Exception as exc:
+            msg = str(exc) or type(exc).__name__
+            with self._cond:
+                self.counts["failed"] += 1
+                retry = d.action == "off" and not any(
+                    j.decision.action == "off" and j.decision.payload == d.payload for j in self._pending
+                )
+                if retry:
+                    self.counts["retried"] += 1
+                    self._pending.appendleft(job)
+            self._record(job, f"error: {msg}" + ("; off action will be retried" if retry else ""))
+            if retry:
+                with self._cond:
+                    self._cond.wait(self.retry_ms / 1000.0)
+            return
+        with self._cond:
+            self.counts["sent"] += 1
+        self._record(job, "sent", sent_ns=time.perf_counter_ns())
+
+    def _record(self, job: _Job, result: str, sent_ns: int | None = None) -> None:
+        rec = job.decision.as_record()
+        rec["session"] = job.session
+        rec["decided_at"] = _iso(job.decided_at)
+        rec["sent_at"] = None
+        rec["latency_ms"] = None
+        if sent_ns is not None:
+            latency_s = (sent_ns - job.decided_ns) / 1e9
+            rec["sent_at"] = _iso(job.decided_at + latency_s)
+            rec["latency_ms"] = round(latency_s * 1000, 3)
+        rec["result"] = result
+        if self.log is not None:
+            self.log.write(rec)
+        if self.on_result is not None:
+            try:
+                self.on_result(rec)
+            except Exception:
+                pass  # a listener's failure must not stop the device thread
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Deliver pending off actions (within ``timeout``), drop pending on-actions, close the actuator."""
+        with self._cond:
+            self._stopping = True
+            self._deadline = time.monotonic() + timeout
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout + 5.0)
+        elif not self._thread.ident:
+            try:
+                self.actuator.close()
+            except Exception:
+                pass
+
+
+def log_decision(log: ActionLog | None, decision: Decision, session: str | None, result: str) -> None:
+    """Log a decision that is not sent by a runner (suppressed bouts, browser-side actions)."""
+    if log is None:
+        return
+    rec = decision.as_record()
+    rec.update(session=session, decided_at=_iso(time.time()), sent_at=None, latency_ms=None, result=result)
+    log.write(rec)
+
+
+@dataclass
+class _Target:
+    config: ActuatorConfig
+    name: str
+    actuator: Actuator
+    engine: DecisionEngine  # template: sessions copy its config and payloads
+    runner: ActuatorRunner | None
+    log: ActionLog | None
+
+
+class ActuationHub:
+    """The configured actuators of one process: components, runners and logs."""
+
+    def __init__(
+        self,
+        actuators: Sequence[ActuatorConfig],
+        registry: Registry | None = None,
+        base_dir: Path | None = None,
+        start: bool = True,
+        tick_ms: float = 50.0,
+    ) -> None:
+        from spml_core.config import validate_options
+
+        if registry is None and actuators:
+            from spml_core.registry import Registry
+
+            registry = Registry().load()
+        base = Path(base_dir or ".")
+        self.targets: list[_Target] = []
+        self._logs: dict[Path, ActionLog] = {}
+        self._sessions: weakref.WeakSet[ActuationSession] = weakref.WeakSet()
+        self._tick_s = tick_ms / 1000.0
+        self._closed = threading.Event()
+        try:
+            for i, ac in enumerate(actuators):
+                where = f"actuators.{i}"
+                try:
+                    cls = registry.get("actuator", ac.use)  # type: ignore[union-attr]
+                except Exception as exc:
+                    raise ConfigError(f"{where}.use: {exc}") from None
+                actuator = cls(validate_options(cls, ac.options, f"{where}.options"))
+                try:
+                    engine = DecisionEngine.from_config(ac.decisions, actuator.encode, ac.label, f"{where}.decisions")
+                except PayloadError as exc:
+                    raise ConfigError(str(exc)) from None
+                log = self._log_for(base / ac.log) if ac.log is not None else None
+                runner = None
+                if ac.run_in == "server":
+                    runner = ActuatorRunner(actuator, ac.label, log, max_age_ms=ac.max_age_ms)
+                self.targets.append(_Target(ac, ac.label, actuator, engine, runner, log))
+        except BaseException:
+            self.close()
+            raise
+        if start:
+            for t in self.targets:
+                if t.runner is not None:
+                    t.runner.start()
+        self._watchdog = threading.Thread(target=self._watch, name="spml-actuation-deadman", daemon=True)
+        if self.targets:
+            self._watchdog.start()
+
+    @classmethod
+    def from_config(cls, cfg: Any, registry: Registry | None = None, **kwargs: Any) -> ActuationHub:
+        """Build from a loaded Config (its ``actuators`` list; paths relative to the config file)."""
+        return cls(cfg.actuators, registry, base_dir=cfg.base_dir, **kwargs)
+
+    def _log_for(self, path: Path) -> ActionLog:
+        path = path.resolve()
+        if path not in self._logs:
+            self._logs[path] = ActionLog(path)
+        return self._logs[path]
+
+    def session(
+        self, emit: Callable[[dict[str, Any]], None] | None = None, session_id: str | None = None
+    ) -> ActuationSession:
+        """A new per-stream session (its own decision state) feeding this hub's runners."""
+        s = ActuationSession(self, emit, session_id)
+        self._sessions.add(s)
+        return s
+
+    def status(self) -> list[dict[str, Any]]:
+        """One status dict per actuator (state, message, counters)."""
+        out = []
+        for t in self.targets:
+            if t.runner is not None:
+                out.append(t.runner.status())
+            else:
+                out.append({"actuator": t.name, "state": "browser", "message": "written by the page (Web Bluetooth)"})
+        return out
+
+    def browser_targets(self) -> list[dict[str, Any]]:
+        """What the page needs to write browser-side actuators: name, UUIDs, write mode."""
+        out = []
+        for t in self.targets:
+            if t.config.run_in != "browser":
+                continue
+            opts = t.actuator.options.model_dump()
+            out.append(
+                {
+                    "actuator": t.name,
+                    "service_uuid": opts.get("service_uuid"),
+                    "characteristic_uuid": opts.get("characteristic_uuid"),
+                    "with_response": opts.get("with_response", False),
+                    "device_name": opts.get("device_name"),
+                }
+            )
+        return out
+
+    def _watch(self) -> None:
+        while not self._closed.wait(self._tick_s):
+            for s in list(self._sessions):
+                s.tick()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """End every session (off actions), stop runners (delivering offs), close logs."""
+        self._closed.set()
+        for s in list(self._sessions):
+            s.close()
+        for t in self.targets:
+            if t.runner is not None:
+                t.runner.close(timeout)
+            else:
+                try:
+                    t.actuator.close()
+                except Exception:
+                    pass
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+
+    def __enter__(self) -> ActuationHub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ActuationSession:
+    """Decision state of one prediction stream (one browser connection, one replay)."""
+
+    def __init__(self, hub: ActuationHub, emit: Callable[[dict[str, Any]], None] | None, session_id: str | None) -> None:
+        self.hub = hub
+        self.emit = emit
+        self.session_id = session_id
+        self.engines = [
+            DecisionEngine(t.engine.config, t.engine.payloads, t.engine.off_payload, t.name) for t in hub.targets
+        ]
+        self._lock = threading.Lock()
+        self._last_t: float | None = None
+        self._last_perf = 0.0
+        self._closed = False
+
+    def on_prediction(
+        self,
+        t_ms: float,
+        label: str | None,
+        probabilities: Mapping[str, float] | None = None,
+        frame: int | None = None,
+    ) -> list[Decision]:
+        """Feed one prediction (stream timestamps); dispatches and returns the decisions."""
+        with self._lock:
+            if self._closed:
+                return []
+            decisions: list[Decision] = []
+            for engine in self.engines:
+                decisions += engine.update(t_ms, label, probabilities, frame)
+            self._last_t, self._last_perf = t_ms, time.perf_counter()
+        self._dispatch(decisions)
+        return decisions
+
+    def tick(self) -> list[Decision]:
+        """Dead-man check: stream time advances with the wall clock since the last prediction."""
+        with self._lock:
+            if self._closed or self._last_t is None:
+                return []
+            now = self._last_t + (time.perf_counter() - self._last_perf) * 1000.0
+            decisions = [d for e in self.engines for d in e.tick(now)]
+        self._dispatch(decisions)
+        return decisions
+
+    def close(self, t_ms: float | None = None) -> list[Decision]:
+        """The stream stopped: off actions for every actuator that is on."""
+        with self._lock:
+            if self._closed:
+                return []
+            self._closed = True
+            decisions = [d for e in self.engines for d in e.end(t_ms)]
+        self._dispatch(decisions)
+        return decisions
+
+    def _dispatch(self, decisions: list[Decision]) -> None:
+        if not decisions:
+            return
+        targets = {t.name: t for t in self.hub.targets}
+        for d in decisions:
+            t = targets[d.actuator]
+            if d.action == "suppressed":
+                log_decision(t.log, d, self.session_id, f"suppressed: {d.reason}")
+            elif t.runner is not None:
+                t.runner.submit(d, self.session_id)
+            else:
+                log_decision(t.log, d, self.session_id, "emitted to the page")
+            if self.emit is not None:
+                event = d.as_record()
+                event["run_in"] = t.config.run_in
+                try:
+                    self.emit(event)
+                except Exception:
+                    pass  # a closed socket must not break the classification loop
