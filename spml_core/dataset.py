@@ -489,6 +489,11 @@ def build_and_write(
         df = formatting(df)
     write_dataset(df, out)
     report.write(report_path(out))
+    if formatting is not None:
+        # A formatted table carries its resolved feature spec; models need it beside the dataset.
+        from spml_core.formatting import write_feature_spec
+
+        write_feature_spec(df, out)
     if not quiet:
         print(report.table())
         print(f"spml dataset: {len(df)} rows x {df.shape[1]} columns -> {out} (report: {report_path(out)})",
@@ -499,12 +504,11 @@ def build_and_write(
 def run_dataset_stage(cfg: Config, stage: Any) -> tuple[pd.DataFrame, AlignmentReport]:
     """The `dataset` stage of `spml run`: build, format when configured, write dataset and report."""
     formatting = None
-    # --- features/segmentation formatting (owned by spml_core.formatting) -------------------------
+    # --- features/segmentation formatting: owned by spml_core.formatting (docs/features.md) -------
     if stage.features or stage.feature_options or stage.segmentation is not None or stage.decimals is not None:
-        from spml_core.formatting import format_frames
+        from spml_core.formatting import FeaturePipelineSpec, formatting_step
 
-        def formatting(df: pd.DataFrame) -> pd.DataFrame:
-            return format_frames(df, stage)
+        formatting = formatting_step(FeaturePipelineSpec.from_stage(stage))
     # -----------------------------------------------------------------------------------------------
     return build_and_write(
         cfg.resolve(stage.keypoints), cfg.resolve(stage.annotations), cfg.resolve(stage.out),
