@@ -75,6 +75,10 @@ class Central(ABC):
         task = asyncio.ensure_future(op)
         done, _ = await asyncio.wait({task, self._lost}, timeout=self.write_timeout_s, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
+            # bumble cancels pending GATT requests when the link drops.
+            if task.cancelled() or isinstance(task.exception(), asyncio.CancelledError):
+                reason = self._lost.result() if self._lost.done() else "link lost"
+                raise BleError(f"{self.wanted} disconnected during {what} ({reason})")
             return task.result()
         task.cancel()
         if self._lost in done:
