@@ -1,0 +1,350 @@
+"""The Flask app factory: HTTP routes for the page and its assets, the model API, and the
+Socket.IO live protocol (docs/protocol.md). All state lives on ``app.extensions["spml"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, abort, jsonify, request, send_from_directory
+from flask_socketio import SocketIO, emit
+from werkzeug.exceptions import HTTPException
+
+from spml_core import __version__ as core_version
+from spml_core.errors import SpmlError
+from spml_core.registry import Registry
+from spml_core.skeleton import POSE_CONNECTIONS
+from spml_web import __version__
+from spml_web.catalog import CatalogError, ModelCatalog
+from spml_web.protocol import ProtocolError, parse_frame, parse_keypoints, parse_select
+from spml_web.sessions import LiveSession, SessionStore
+from spml_web.settings import WebConfig, as_config
+from spml_web.vendor import STATIC_DIR, vendor_status
+
+log = logging.getLogger("spml.web")
+
+POSE_MODEL_NAMES = ("lite", "full", "heavy")
+# Everything the page loads comes from this server; 'wasm-unsafe-eval' lets MediaPipe compile its wasm.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'; "
+    "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; style-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+@dataclass
+class WebState:
+    """What one app instance holds: settings, plugins, models and the live sessions."""
+
+    config: WebConfig
+    registry: Registry
+    catalog: ModelCatalog
+    sessions: SessionStore
+    socketio: SocketIO
+    started_at: float = field(default_factory=time.time)
+
+
+def state(app: Flask | None = None) -> WebState:
+    """The spml state of an app (the current one by default)."""
+    from flask import current_app
+
+    return (app or current_app).extensions["spml"]
+
+
+def pose_model_files(registry: Registry) -> dict[str, Path]:
+    """The lite/full/heavy .task bundles of the installed MediaPipe estimator plugin, by name."""
+    try:
+        registry.get("pose_estimator", "mediapipe")
+        from spml_pose_mediapipe.model_files import bundle_name, search_dirs
+    except (SpmlError, ImportError):
+        return {}
+    found: dict[str, Path] = {}
+    for name in POSE_MODEL_NAMES:
+        for folder in search_dirs():
+            candidate = folder / bundle_name(name)
+            if candidate.is_file():
+                found[name] = candidate
+                break
+    return found
+
+
+def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Registry | None = None) -> Flask:
+    """Build the web app from settings (see spml_web.settings.WebConfig) and the installed plugins."""
+    cfg = as_config(config)
+    registry = registry or Registry().load()
+    mimetypes.add_type("application/wasm", ".wasm")
+    mimetypes.add_type("text/javascript", ".mjs")
+    mimetypes.add_type("text/javascript", ".js")
+
+    app = Flask("spml_web", static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.config.update(
+        SECRET_KEY=cfg.resolved_secret(),
+        MAX_CONTENT_LENGTH=cfg.max_upload_bytes + 64 * 1024,  # the multipart envelope around the zip
+        JSON_SORT_KEYS=False,
+    )
+    socketio = SocketIO(
+        app,
+        async_mode="threading",
+        # Events of one connection are handled in order on its own thread: a window must see
+        # frames in order, and a slow client only delays itself.
+        async_handlers=False,
+        max_http_buffer_size=cfg.max_message_bytes,
+        cors_allowed_origins=cfg.cors_allowed_origins,
+        ping_interval=cfg.ping_interval,
+        ping_timeout=cfg.ping_timeout,
+        logger=False,
+        engineio_logger=False,
+    )
+    catalog = ModelCatalog(cfg.models_dir, cfg.model, registry=registry)
+    app.extensions["spml"] = WebState(cfg, registry, catalog, SessionStore(), socketio)
+    if cfg.model is not None:
+        catalog.get(catalog.default_name or "")  # fail at start-up, not on the first connection
+    _register_http(app)
+    _register_socket(socketio)
+    return app
+
+
+# ------------------------------------------------------------------------------------ HTTP
+def _register_http(app: Flask) -> None:
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            message = exc.description
+            if exc.code == 413:
+                message = f"upload is larger than the {state().config.max_upload_bytes}-byte limit"
+            return jsonify({"error": message}), exc.code
+        return exc
+
+    @app.get("/")
+    def index() -> Any:
+        return send_from_directory(STATIC_DIR, "index.html")
+
+    @app.get("/api/config")
+    def api_config() -> Any:
+        st = state()
+        pose_models = sorted(pose_model_files(st.registry), key=POSE_MODEL_NAMES.index)
+        return jsonify(
+            {
+                "version": __version__,
+                "every": st.config.every,
+                "model": st.catalog.default_name,
+                "pose_models": pose_models,
+                "pose_model": st.config.pose_model,
+                "browser_pose": bool(vendor_status()["complete"]) and bool(pose_models),
+                "server_pose": st.config.pose_estimator in st.registry.names("pose_estimator"),
+                "connections": [list(c) for c in POSE_CONNECTIONS],
+                "limits": _limits(st.config),
+            }
+        )
+
+    @app.get("/api/plugins")
+    def api_plugins() -> Any:
+        # The same records as `spml plugins --json` (third-party plugins, not spml-core's built-ins).
+        st = state()
+        return jsonify([r.as_json() for r in st.registry.records if r.status != "builtin"])
+
+    @app.get("/api/components")
+    def api_components() -> Any:
+        st = state()
+        kinds = ("pose_estimator", "model", "actuator", "feature_extractor")
+        return jsonify({k: st.registry.names(k) for k in kinds})
+
+    @app.get("/api/models")
+    def api_models() -> Any:
+        st = state()
+        return jsonify({"models": st.catalog.describe(), "default": st.catalog.default_name,
+                        "uploads": st.catalog.models_dir is not None})
+
+    @app.post("/api/models")
+    def api_upload() -> Any:
+        st = state()
+        upload = request.files.get("bundle")
+        if upload is None:
+            return jsonify({"error": "no file: send the bundle zip as multipart field 'bundle'"}), 400
+        name = request.form.get("name") or None
+        try:
+            model = st.catalog.add_upload(upload.stream, upload.filename or "", name, st.config.max_upload_bytes)
+        except CatalogError as exc:
+            log.info("upload refused: %s", exc)
+            return jsonify({"error": str(exc)}), exc.status
+        st.socketio.emit("models", {"models": st.catalog.describe()})
+        return jsonify({"model": model}), 201
+
+    @app.get("/api/health")
+    def api_health() -> Any:
+        st = state()
+        return jsonify({"status": "ok", "version": __version__, "spml_core": core_version,
+                        "uptime_s": round(time.time() - st.started_at, 1), "sessions": st.sessions.summary()})
+
+    @app.get("/pose-models/<name>.task")
+    def pose_model(name: str) -> Any:
+        path = pose_model_files(state().registry).get(name)
+        if path is None:
+            abort(404, description=f"pose model {name!r} is not installed (lite, full or heavy; run make setup)")
+        return send_from_directory(path.parent, path.name, mimetype="application/octet-stream", max_age=3600)
+
+
+def _limits(cfg: WebConfig) -> dict[str, int]:
+    return {"max_message_bytes": cfg.max_message_bytes, "max_frame_bytes": cfg.max_frame_bytes,
+            "max_frame_pixels": cfg.max_frame_pixels, "max_upload_bytes": cfg.max_upload_bytes}
+
+
+# ------------------------------------------------------------------------------ Socket.IO
+def _error(message: str, code: str, event: str, frame: int | None = None) -> None:
+    payload: dict[str, Any] = {"message": message, "code": code, "event": event}
+    if frame is not None:
+        payload["frame"] = frame
+    emit("error", payload)
+
+
+def _guarded(event: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Turn a handler's failures into `error` events; the session and the server carry on."""
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        def handler(*args: Any) -> None:
+            session = state().sessions.get(request.sid)
+            if session is None:
+                return
+            try:
+                with session.lock:
+                    fn(session, *args)
+            except ProtocolError as exc:
+                session.errors += 1
+                _error(str(exc), exc.code, event, _frame_of(args))
+            except CatalogError as exc:
+                session.errors += 1
+                _error(str(exc), "unknown_model" if exc.status == 404 else "bad_model", event)
+            except SpmlError as exc:
+                session.errors += 1
+                _error(f"{event}: {exc}", "failed", event, _frame_of(args))
+            except Exception as exc:  # a bug must not take the session or the server down
+                session.errors += 1
+                log.error("%s handler failed:\n%s", event, traceback.format_exc())
+                _error(f"{event}: internal error ({type(exc).__name__}: {exc})", "internal", event, _frame_of(args))
+
+        handler.__name__ = f"on_{event}"
+        return handler
+
+    return wrap
+
+
+def _frame_of(args: tuple[Any, ...]) -> int | None:
+    if args and isinstance(args[0], dict):
+        frame = args[0].get("frame")
+        if isinstance(frame, int) and not isinstance(frame, bool):
+            return frame
+    return None
+
+
+def _register_socket(socketio: SocketIO) -> None:
+    @socketio.on("connect")
+    def on_connect(auth: Any = None) -> None:
+        st = state()
+        if len(st.sessions) >= st.config.max_sessions:
+            raise ConnectionRefusedError(f"server is full ({st.config.max_sessions} sessions)")
+        cfg = st.config
+        session = LiveSession(request.sid, cfg.every, cfg.decision_frames, cfg.decision_threshold)
+        st.sessions.add(session)
+        hello: dict[str, Any] = {"version": __version__, "models": st.catalog.describe(), "model": None,
+                                 "every": session.every, "limits": _limits(cfg)}
+        default = st.catalog.default_name
+        problem = None
+        if default:
+            try:
+                predictor = st.catalog.get(default)
+            except CatalogError as exc:
+                problem = str(exc)
+            else:
+                session.set_model(default, predictor)
+                hello.update(model=default, classes=predictor.classes, window=predictor.window)
+        emit("hello", hello)
+        if problem:
+            _error(problem, "bad_model", "connect")
+
+    @socketio.on("disconnect")
+    def on_disconnect(reason: Any = None) -> None:
+        session = state().sessions.pop(request.sid)
+        if session is not None:
+            with session.lock:
+                session.close()
+
+    @socketio.on("select_model")
+    @_guarded("select_model")
+    def on_select(session: LiveSession, payload: Any = None) -> None:
+        name, every = parse_select(payload)
+        predictor = state().catalog.get(name)
+        session.set_model(name, predictor, every)
+        emit("model_selected", {"name": name, "classes": predictor.classes, "window": predictor.window,
+                                "every": session.every})
+
+    @socketio.on("reset")
+    @_guarded("reset")
+    def on_reset(session: LiveSession, payload: Any = None) -> None:
+        session.reset()
+
+    @socketio.on("keypoints")
+    @_guarded("keypoints")
+    def on_keypoints(session: LiveSession, payload: Any = None) -> None:
+        t0 = time.perf_counter()
+        msg = parse_keypoints(payload)
+        result = session.push(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height)
+        if result is not None:
+            result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
+            emit("prediction", result)
+
+    @socketio.on("frame")
+    @_guarded("frame")
+    def on_frame(session: LiveSession, payload: Any = None) -> None:
+        t0 = time.perf_counter()
+        st = state()
+        msg = parse_frame(payload, st.config.max_frame_bytes)
+        session.check_order(msg.frame, msg.t_ms, "frame")
+        from spml_web.jpeg import decode_jpeg
+
+        rgb = decode_jpeg(msg.image, st.config.max_frame_pixels)
+        if session.estimator is None:
+            session.estimator = st.registry.create(  # type: ignore[assignment]
+                "pose_estimator", st.config.pose_estimator, {"model": st.config.pose_model}
+            )
+        xyzv, _world = session.estimator.process_frame(rgb, msg.t_ms)  # type: ignore[union-attr]
+        height, width = rgb.shape[:2]
+        person = not bool(_isnan_all(xyzv))
+        emit("pose", {"frame": msg.frame, "t_ms": msg.t_ms, "width": width, "height": height,
+                      "landmarks": xyzv.tolist() if person else None,
+                      "latency_ms": (time.perf_counter() - t0) * 1000.0})
+        if session.predictor is None:
+            session.last_t_ms = msg.t_ms
+            return
+        result = session.push(msg.frame, msg.t_ms, xyzv, width, height)
+        if result is not None:
+            result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
+            emit("prediction", result)
+
+    @socketio.on("health_ping")
+    @_guarded("health_ping")
+    def on_health(session: LiveSession, payload: Any = None) -> None:
+        t = payload.get("t") if isinstance(payload, dict) else None
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            t = None
+        emit("health_pong", {"t": t, "server_time_ms": time.time() * 1000.0, "model": session.model_name,
+                             "frames": session.frames, "predictions": session.predictions})
+
+
+def _isnan_all(xyzv: Any) -> bool:
+    import numpy as np
+
+    return bool(np.isnan(xyzv[:, 0]).all())

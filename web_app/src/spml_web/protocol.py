@@ -1,0 +1,149 @@
+"""Validation of Socket.IO payloads (see docs/protocol.md). Each error names the field at fault.
+
+Parsing is vectorised: a keypoints payload becomes one numpy array in a single conversion,
+and its type and finiteness are checked on the whole array, never value by value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from spml_core.skeleton import N_LANDMARKS
+
+MAX_FRAME_NUMBER = 2**53  # JavaScript's largest exact integer
+MAX_DIMENSION = 16384
+KEYPOINT_FIELDS = frozenset({"frame", "t_ms", "landmarks", "width", "height"})
+FRAME_FIELDS = frozenset({"frame", "t_ms", "image"})
+SELECT_FIELDS = frozenset({"name", "every"})
+
+
+class ProtocolError(ValueError):
+    """A payload the server refuses; ``code`` is a stable machine-readable reason."""
+
+    def __init__(self, message: str, code: str = "bad_payload") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class KeypointsMsg:
+    """One frame of landmarks from a client (x, y normalised 0..1; NaN rows when no person)."""
+
+    frame: int
+    t_ms: float
+    xyzv: np.ndarray  # (33, 4) float32
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True)
+class FrameMsg:
+    """One JPEG frame for server-side pose estimation."""
+
+    frame: int
+    t_ms: float
+    image: bytes
+
+
+def _require_dict(payload: Any, event: str, fields: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ProtocolError(f"{event}: payload must be a JSON object, got {type(payload).__name__}")
+    unknown = sorted(set(payload) - fields)
+    if unknown:
+        raise ProtocolError(f"{event}: unknown field(s) {unknown}; allowed: {sorted(fields)}")
+    return payload
+
+
+def _frame_number(payload: dict[str, Any], event: str) -> int:
+    frame = payload.get("frame")
+    if isinstance(frame, float) and frame.is_integer():
+        frame = int(frame)
+    if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame < MAX_FRAME_NUMBER:
+        raise ProtocolError(f"{event}.frame must be a non-negative integer, got {frame!r}")
+    return frame
+
+
+def _time_ms(payload: dict[str, Any], event: str) -> float:
+    t = payload.get("t_ms")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        raise ProtocolError(f"{event}.t_ms must be a finite non-negative number of milliseconds, got {t!r}")
+    return float(t)
+
+
+def _dimension(payload: dict[str, Any], key: str, event: str) -> int | None:
+    v = payload.get(key)
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= MAX_DIMENSION:
+        raise ProtocolError(f"{event}.{key} must be an integer pixel count in 1..{MAX_DIMENSION}, got {v!r}")
+    return v
+
+
+def parse_keypoints(payload: Any) -> KeypointsMsg:
+    """Validate a `keypoints` payload; `landmarks: null` means no person in this frame."""
+    data = _require_dict(payload, "keypoints", KEYPOINT_FIELDS)
+    frame = _frame_number(data, "keypoints")
+    t_ms = _time_ms(data, "keypoints")
+    width = _dimension(data, "width", "keypoints")
+    height = _dimension(data, "height", "keypoints")
+    if "landmarks" not in data:
+        raise ProtocolError("keypoints.landmarks is missing (33 rows of [x, y, z, visibility], or null for no person)")
+    raw = data["landmarks"]
+    if raw is None:
+        return KeypointsMsg(frame, t_ms, np.full((N_LANDMARKS, 4), np.nan, np.float32), width, height)
+    if not isinstance(raw, list):
+        raise ProtocolError(f"keypoints.landmarks must be a list of {N_LANDMARKS} [x, y, z, visibility] rows")
+    try:
+        arr = np.asarray(raw)
+    except (ValueError, TypeError):
+        raise ProtocolError(
+            f"keypoints.landmarks must be {N_LANDMARKS} rows of 4 numbers; rows have different lengths"
+        ) from None
+    if arr.shape != (N_LANDMARKS, 4):
+        raise ProtocolError(
+            f"keypoints.landmarks must have shape ({N_LANDMARKS}, 4) [x, y, z, visibility], got {arr.shape}"
+        )
+    # Strings, booleans and nulls give non-numeric dtypes: refuse them rather than coerce.
+    if arr.dtype.kind not in "iuf":
+        raise ProtocolError("keypoints.landmarks must hold only numbers (no strings, booleans or nulls)")
+    xyzv = arr.astype(np.float32)
+    if not np.isfinite(xyzv).all():
+        bad = np.argwhere(~np.isfinite(xyzv))[0]
+        raise ProtocolError(
+            f"keypoints.landmarks[{bad[0]}][{bad[1]}] is not finite (NaN or infinity); "
+            "send landmarks: null for a frame without a person"
+        )
+    if np.abs(xyzv).max() > 1e4:
+        raise ProtocolError("keypoints.landmarks values are out of range (|value| > 10000); send normalised x, y")
+    return KeypointsMsg(frame, t_ms, xyzv, width, height)
+
+
+def parse_frame(payload: Any, max_bytes: int) -> FrameMsg:
+    """Validate a `frame` payload {frame, t_ms, image: JPEG bytes}."""
+    data = _require_dict(payload, "frame", FRAME_FIELDS)
+    frame = _frame_number(data, "frame")
+    t_ms = _time_ms(data, "frame")
+    image = data.get("image")
+    if not isinstance(image, (bytes, bytearray)):
+        raise ProtocolError(f"frame.image must be JPEG bytes (a binary attachment), got {type(image).__name__}")
+    if len(image) > max_bytes:
+        raise ProtocolError(f"frame.image is {len(image)} bytes; the limit is {max_bytes}", code="too_large")
+    return FrameMsg(frame, t_ms, bytes(image))
+
+
+def parse_select(payload: Any) -> tuple[str, int | None]:
+    """Validate a `select_model` payload {name, every?}."""
+    data = _require_dict(payload, "select_model", SELECT_FIELDS)
+    name = data.get("name")
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise ProtocolError(f"select_model.name must be a bundle name string, got {name!r}")
+    every = data.get("every")
+    if every is not None and (not isinstance(every, int) or isinstance(every, bool) or not 1 <= every <= 1000):
+        raise ProtocolError(f"select_model.every must be an integer in 1..1000, got {every!r}")
+    return name, every

@@ -1,0 +1,175 @@
+"""Per-connection live state: each Socket.IO session has its own model stream, window, decision
+state and (for server-side pose) its own estimator. Nothing is shared between sessions except the
+read-only loaded model; state is created on connect and dropped on disconnect.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from spml_core.decisions import DecisionConfig, DecisionEngine
+from spml_web.protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from spml_core.bundle import Predictor, StreamPredictor
+    from spml_core.components import PoseEstimator
+
+
+@dataclass
+class LiveSession:
+    """The state of one connected client."""
+
+    sid: str
+    every: int
+    decision_frames: int
+    decision_threshold: float
+    model_name: str | None = None
+    predictor: Predictor | None = None
+    stream: StreamPredictor | None = None
+    stream_size: tuple[int, int] | None = None
+    decisions: DecisionEngine | None = None
+    decision: str | None = None
+    estimator: PoseEstimator | None = None
+    frames: int = 0
+    filled: int = 0  # frames pushed since the window first filled
+    predictions: int = 0
+    errors: int = 0
+    last_frame: int | None = None
+    last_t_ms: float | None = None
+    connected_at: float = field(default_factory=time.time)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- model -----------------------------------------------------------------------------
+    def set_model(self, name: str, predictor: Predictor, every: int | None = None) -> None:
+        """Switch this session's model: the window starts empty, as the features may differ."""
+        self.model_name = name
+        self.predictor = predictor
+        if every is not None:
+            self.every = every
+        self.reset()
+        # spml's decision layer over every class of the model (payload: the label), so the page
+        # shows the same debounced decision an actuator would act on.
+        config = DecisionConfig(
+            actions={c: c for c in predictor.classes},
+            off="",
+            threshold=self.decision_threshold,
+            min_bout=self.decision_frames,
+            dead_man_ms=None,
+        )
+        self.decisions = DecisionEngine(config, {c: c.encode() for c in predictor.classes}, b"", actuator="page")
+
+    def reset(self) -> None:
+        """Forget buffered frames and timing (a new source, or a restarted replay)."""
+        self.stream = None
+        self.stream_size = None
+        self.filled = 0
+        self.last_frame = None
+        self.last_t_ms = None
+        self.decision = None
+        if self.decisions is not None:
+            self.decisions.end()
+
+    def _stream_for(self, width: int | None, height: int | None) -> StreamPredictor:
+        assert self.predictor is not None
+        size = (width, height) if width and height else None
+        if self.stream is None or (size is not None and size != self.stream_size):
+            try:
+                self.stream = self.predictor.new_stream(width, height)
+            except Exception as exc:  # no frame size from the client or the bundle
+                raise ProtocolError(f"keypoints: {exc}; send width and height", code="no_frame_size") from None
+            self.stream_size = size
+            self.filled = 0
+        return self.stream
+
+    # -- frames ----------------------------------------------------------------------------
+    def check_order(self, frame: int, t_ms: float, event: str) -> None:
+        """Frames of a stream must advance in time; a restart must say so with a reset event."""
+        if self.last_t_ms is not None and t_ms < self.last_t_ms:
+            raise ProtocolError(
+                f"{event}: t_ms {t_ms} is earlier than the previous frame's {self.last_t_ms}; "
+                "emit reset before restarting a stream",
+                code="out_of_order",
+            )
+
+    def push(
+        self, frame: int, t_ms: float, xyzv: np.ndarray, width: int | None, height: int | None
+    ) -> dict[str, Any] | None:
+        """Add one frame; returns the prediction payload when one is due, else None."""
+        if self.predictor is None:
+            raise ProtocolError(
+                "no model selected: emit select_model {name} first (GET /api/models lists them)", code="no_model"
+            )
+        self.check_order(frame, t_ms, "keypoints")
+        stream = self._stream_for(width, height)
+        result = stream.push(xyzv)
+        self.frames += 1
+        self.last_frame, self.last_t_ms = frame, t_ms
+        if result is None:
+            return None
+        self.filled += 1
+        if (self.filled - 1) % self.every:
+            return None
+        self.predictions += 1
+        label = result["label"]
+        probabilities = result["probabilities"]
+        actions = self.decisions.update(t_ms, label, probabilities, frame) if self.decisions else []
+        for action in actions:
+            if action.action == "on":
+                self.decision = action.label
+            elif action.action == "off":
+                self.decision = None
+        return {
+            "frame": frame,
+            "t_ms": t_ms,
+            "label": label,
+            "probabilities": probabilities,
+            "model": self.model_name,
+            "window": self.predictor.window,
+            "decision": self.decision,
+            "actions": [{"action": a.action, "label": a.label, "reason": a.reason} for a in actions],
+        }
+
+    def close(self) -> None:
+        """Release native resources (the server-side estimator)."""
+        if self.estimator is not None:
+            self.estimator.close()
+            self.estimator = None
+
+
+class SessionStore:
+    """Thread-safe map of Socket.IO session id to LiveSession."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, LiveSession] = {}
+        self._lock = threading.Lock()
+
+    def add(self, session: LiveSession) -> None:
+        """Register a new session."""
+        with self._lock:
+            self._sessions[session.sid] = session
+
+    def get(self, sid: str) -> LiveSession | None:
+        """The session of a connection, if it is still connected."""
+        return self._sessions.get(sid)
+
+    def pop(self, sid: str) -> LiveSession | None:
+        """Remove and return a session (on disconnect)."""
+        with self._lock:
+            return self._sessions.pop(sid, None)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per-session counters for /api/health (no ids)."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return [
+            {"model": s.model_name, "frames": s.frames, "predictions": s.predictions, "errors": s.errors}
+            for s in sessions
+        ]

@@ -1,0 +1,73 @@
+"""Settings of the live web app (what `spml serve` and `create_app(config)` accept)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spml_core.errors import ConfigError
+
+MiB = 1 << 20
+
+
+class WebConfig(BaseModel):
+    """Validated settings of one web app; unknown keys are errors so typos are caught."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models_dir: Path | None = Field(
+        default=None, description="Folder of model bundles offered to clients (and where uploads go)"
+    )
+    model: Path | None = Field(
+        default=None, description="Bundle every new session starts with (a folder or .zip); else none"
+    )
+    every: int = Field(default=1, ge=1, le=1000, description="Emit a prediction every k frames once the window is full")
+    pose_estimator: str = Field(default="mediapipe", description="Estimator component for server-side pose (frame event)")
+    pose_model: str = Field(default="lite", description="Estimator model for server-side pose and the page's default")
+    decision_frames: int = Field(
+        default=3, ge=1, le=1000, description="Consecutive predictions a label needs before it becomes the decision"
+    )
+    decision_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Minimum probability for a prediction to count toward a decision"
+    )
+    max_message_bytes: int = Field(
+        default=2 * MiB, ge=4096, description="Hard limit on one Socket.IO message (engine.io max_http_buffer_size)"
+    )
+    max_frame_bytes: int = Field(default=1 * MiB, ge=1024, description="Largest JPEG accepted by the frame event")
+    max_frame_pixels: int = Field(default=4096, ge=16, description="Largest JPEG width or height accepted")
+    max_upload_bytes: int = Field(default=64 * MiB, ge=1024, description="Largest bundle zip accepted by POST /api/models")
+    max_sessions: int = Field(default=64, ge=1, description="Connections refused beyond this many")
+    secret_key: str | None = Field(default=None, description="Flask secret key; random per process when unset")
+    cors_allowed_origins: list[str] | None = Field(
+        default=None, description="Extra origins allowed to open a Socket.IO connection; None means same origin only"
+    )
+    ping_interval: float = Field(default=10.0, gt=0, description="Engine.IO ping interval in seconds")
+    ping_timeout: float = Field(default=20.0, gt=0, description="Engine.IO ping timeout in seconds")
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _no_wildcard(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and "*" in v:
+            raise ValueError("'*' would let any web page drive the sessions; list the exact origins instead")
+        return v
+
+    def resolved_secret(self) -> str:
+        """The configured secret key, or a fresh random one for this process."""
+        return self.secret_key or secrets.token_hex(32)
+
+
+def as_config(config: WebConfig | Mapping[str, Any] | None) -> WebConfig:
+    """Validate a mapping into a WebConfig, raising ConfigError naming the bad key."""
+    if isinstance(config, WebConfig):
+        return config
+    try:
+        return WebConfig.model_validate(dict(config or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"web app settings: {problems}") from None
