@@ -13,11 +13,15 @@ STAMP := $(VENV)/.setup-stamp
 setup: $(STAMP)
 
 # Re-run the install whenever a distribution's metadata or the pins change.
-$(STAMP): constraints.txt pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard web_app/pyproject.toml) Makefile
+$(STAMP): constraints.txt pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard web_app/pyproject.toml) $(wildcard web_app/package-lock.json) Makefile
+	./scripts/install-system-deps.sh
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e . $(addprefix -e ,$(PLUGINS)) $(if $(wildcard web_app/pyproject.toml),-e web_app) pytest hypothesis
+	$(PIP) install -q -c constraints.txt -e . $(addprefix -e ,$(PLUGINS)) $(if $(wildcard web_app/pyproject.toml),-e "web_app[test]") pytest hypothesis
 	$(PY) -m spml_pose_mediapipe.model_bundle --out $(MODELS_DIR)
+	# The web page's MediaPipe and Socket.IO assets, pinned by web_app/package-lock.json (no CDN at run time).
+	cd web_app && npm ci --no-audit --no-fund --loglevel=error
+	$(PY) -m spml_web.vendor --from web_app/node_modules
 	touch $(STAMP)
 
 demo: setup
@@ -30,6 +34,9 @@ test: setup
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+system-deps:
+	./scripts/install-system-deps.sh
 
 clean:
 	rm -rf $(VENV) build data/keypoints data/dataset* data/models

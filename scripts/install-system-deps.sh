@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install the Debian packages spml's browser tests need (chromium, ffmpeg), only when missing.
+# Install the Debian packages spml's web app set-up and browser tests need (npm, chromium, ffmpeg),
+# only when missing.
 # As root it runs apt-get; otherwise it prints the command for an administrator and exits 0,
 # so `make setup` still works (the browser tests then skip with a clear reason).
 set -eu
@@ -7,6 +8,7 @@ set -eu
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ -z "$missing" ]; then
     exit 0
@@ -19,6 +21,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing
 else
-    echo "install-system-deps: missing$missing; the browser tests will be skipped."
+    echo "install-system-deps: missing$missing; without npm the page's assets cannot be installed,"
+    echo "  without chromium or ffmpeg the browser tests are skipped."
     echo "  To run them, install as root:  apt-get install -y$missing"
 fi
