@@ -11,3 +11,11 @@ def spml_executors() -> list[type]:
     from spml_core.builtin.executors import LocalExecutor
 
     return [LocalExecutor]
+
+
+@hookimpl
+def spml_feature_extractors() -> list[type]:
+    """joints, normalized, angles, distances and velocities (numpy only)."""
+    from spml_core.features import BUILTIN_EXTRACTORS
+
+    return list(BUILTIN_EXTRACTORS)
