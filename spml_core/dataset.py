@@ -508,7 +508,8 @@ def run_dataset_stage(cfg: Config, stage: Any) -> tuple[pd.DataFrame, AlignmentR
     if stage.features or stage.feature_options or stage.segmentation is not None or stage.decimals is not None:
         from spml_core.formatting import FeaturePipelineSpec, formatting_step
 
-        formatting = formatting_step(FeaturePipelineSpec.from_stage(stage))
+        # Resolved now, so unknown feature or strategy names fail before any keypoints are read.
+        formatting = formatting_step(FeaturePipelineSpec.from_stage(stage).resolve())
     # -----------------------------------------------------------------------------------------------
     return build_and_write(
         cfg.resolve(stage.keypoints), cfg.resolve(stage.annotations), cfg.resolve(stage.out),

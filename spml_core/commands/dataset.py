@@ -42,7 +42,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def add_formatting_arguments(p: argparse.ArgumentParser) -> None:
-    """Feature and segmentation options (spml_core.formatting adds them here)."""
+    """Feature and segmentation options (defined in spml_core.formatting)."""
+    from spml_core.formatting import add_cli_arguments
+
+    add_cli_arguments(p)
 
 
 def load_schema(config: Path | None) -> tuple[Any, Path | None]:
@@ -57,7 +60,10 @@ def load_schema(config: Path | None) -> tuple[Any, Path | None]:
 
 def formatting_for(args: argparse.Namespace) -> Any:
     """A DataFrame -> DataFrame formatting step from the formatting options, or None."""
-    return None
+    from spml_core.formatting import formatting_step, spec_from_args
+
+    spec = spec_from_args(args)
+    return None if spec is None else formatting_step(spec, quiet=args.quiet)
 
 
 def run(args: argparse.Namespace) -> int:
