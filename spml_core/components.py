@@ -118,6 +118,8 @@ class Model(Component):
 
     kind = "model"
     input_rank: ClassVar[int] = 2
+    # Small grid `spml train --search` tries (option name -> candidate values), by grouped CV.
+    search_space: ClassVar[dict[str, list[Any]]] = {}
     classes_: list[str]
     # Training code turns progress bars off (e.g. inside cross-validation folds or tests).
     show_progress: bool = True

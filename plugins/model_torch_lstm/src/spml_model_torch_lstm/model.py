@@ -54,6 +54,7 @@ class TorchLSTMModel(Model):
     description = "PyTorch LSTM/GRU on windows of per-frame features; CUDA/MPS when present; safetensors weights"
     Options: ClassVar[type[Options]] = LSTMOptions
     input_rank: ClassVar[int] = 3
+    search_space: ClassVar[dict[str, list[Any]]] = {"hidden_size": [32, 64], "num_layers": [1, 2]}
 
     net_: Any
     mean_: np.ndarray

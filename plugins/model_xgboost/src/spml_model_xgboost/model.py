@@ -144,6 +144,7 @@ class XGBoostModel(_XGBBase):
     name = "xgboost"
     description = "XGBoost gradient-boosted trees on feature rows; early stopping on a group-respecting split"
     Options: ClassVar[type[Options]] = XGBoostOptions
+    search_space: ClassVar[dict[str, list[Any]]] = {"max_depth": [3, 6], "learning_rate": [0.05, 0.2]}
 
     def _params(self, n_classes: int) -> dict[str, Any]:
         o = self.options
@@ -210,6 +211,7 @@ class XGBoostRandomForest(_XGBBase):
     name = "random_forest"
     description = "Random forest via XGBoost's random-forest mode (saved as XGBoost JSON/UBJ, no pickle)"
     Options: ClassVar[type[Options]] = RandomForestOptions
+    search_space: ClassVar[dict[str, list[Any]]] = {"max_depth": [6, 12], "colsample_bynode": [0.5, 0.8]}
 
     def _params(self, n_classes: int) -> dict[str, Any]:
         o = self.options

@@ -1,0 +1,434 @@
+"""Honest evaluation: cross-validation by group (or blocked time), metrics.json and plots.
+
+``cross_validate`` fits a fresh model per fold and collects out-of-fold predictions;
+``evaluation_report`` turns them into metrics.json (per-class precision/recall/F1, balanced
+accuracy, macro-F1, confusion matrix, per-fold spread, onset latency); ``write_plots`` draws the
+confusion matrix and a timeline of predictions against annotations per video.
+``evaluate_bundle`` (``spml evaluate``) scores a trained bundle on a dataset: on new data it
+predicts with the fitted model; on its own training data (same file hash) it cross-validates the
+bundle's recipe instead, because scoring a model on what it learnt from says nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from spml_core.errors import SpmlError
+from spml_core.metrics import classification_metrics, onset_latency
+from spml_core.splits import SplitPlan, plan_splits
+
+if TYPE_CHECKING:
+    from spml_core.examples import ExampleSet
+
+CONFUSION_PNG = "confusion_matrix.png"
+TIMELINE_PNG = "timeline.png"
+METRICS_JSON = "metrics.json"
+MAX_TIMELINE_VIDEOS = 12
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions of one cross-validation and what happened in each fold."""
+
+    plan: SplitPlan
+    classes: list[str]
+    pred: np.ndarray
+    proba: np.ndarray
+    tested: np.ndarray
+    folds: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _place_proba(proba: np.ndarray, model_classes: list[str], classes: list[str]) -> np.ndarray:
+    """Columns of a fold model's probabilities moved into the global class order (absent classes: 0)."""
+    out = np.zeros((proba.shape[0], len(classes)))
+    index = {c: i for i, c in enumerate(classes)}
+    for j, c in enumerate(model_classes):
+        out[:, index[c]] = proba[:, j]
+    return out
+
+
+def fit_predict(
+    ex: ExampleSet, model_name: str, options: dict[str, Any], train: np.ndarray, test: np.ndarray,
+    classes: list[str], registry: Any,
+) -> tuple[np.ndarray, str | None]:
+    """Fit a fresh model on ``train`` rows, return probabilities for ``test`` rows (global class order).
+
+    A training part holding a single class cannot train a classifier; its test rows then get that
+    class (what any model trained on it would say), with a note, instead of a crash.
+    """
+    train_classes = sorted(set(ex.y[train].tolist()))
+    if len(train_classes) < 2:
+        proba = np.zeros((test.size, len(classes)))
+        if train_classes:
+            proba[:, classes.index(train_classes[0])] = 1.0
+        return proba, f"training part holds only {train_classes or 'no'} class(es): predicted it for every test row"
+    model = registry.create("model", model_name, options)
+    model.show_progress = False
+    rank = getattr(model, "input_rank", 2)
+    model.fit(ex.model_input(rank, train), ex.y[train], groups=ex.groups[train])
+    return _place_proba(model.predict_proba(ex.model_input(rank, test)), list(model.classes_), classes), None
+
+
+def cross_validate(
+    ex: ExampleSet, model_name: str, options: dict[str, Any], plan: SplitPlan, registry: Any,
+    *, show_progress: bool = True, desc: str = "cross-validation",
+    choose_options: Any = None,
+) -> CVResult:
+    """Fit one model per fold and collect out-of-fold predictions and per-fold metrics.
+
+    ``choose_options(train_rows) -> options`` (nested search) picks each fold's options from its
+    training rows only, so the outer test rows never influence the choice.
+    """
+    from spml_core.progress import progress_bar
+
+    classes = ex.classes
+    n = len(ex)
+    proba = np.zeros((n, len(classes)))
+    tested = np.zeros(n, dtype=bool)
+    folds: list[dict[str, Any]] = []
+    warnings = list(plan.warnings)
+    with progress_bar(len(plan.folds), desc=desc, unit="fold", disable=not show_progress) as bar:
+        for i, fold in enumerate(plan.folds):
+            if fold.train.size == 0:
+                warnings.append(f"fold {i + 1}: no training rows left after the purge gap; skipped")
+                bar.update(1)
+                continue
+            opts = choose_options(fold.train) if choose_options else options
+            p, note = fit_predict(ex, model_name, opts, fold.train, fold.test, classes, registry)
+            proba[fold.test] = p
+            tested[fold.test] = True
+            y_pred = np.asarray(classes, dtype=object)[p.argmax(axis=1)]
+            m = classification_metrics(ex.y[fold.test], y_pred, classes)
+            info = {
+                "fold": i + 1, "n_train": int(fold.train.size), "n_test": int(fold.test.size),
+                "purged": int(fold.purged),
+                "test_groups": sorted({str(g) for g in ex.groups[fold.test]})[:20],
+                "test_frames": _frame_span(ex, fold.test),
+                "classes_in_test": sorted(set(ex.y[fold.test].tolist())),
+                "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"], "macro_f1": m["macro_f1"],
+            }
+            if choose_options:
+                info["options"] = opts
+            if len(info["classes_in_test"]) < 2:
+                info["note"] = "test fold holds a single class: balanced accuracy is that class's recall"
+            if note:
+                info["note"] = note
+                warnings.append(f"fold {i + 1}: {note}")
+            folds.append(info)
+            bar.update(1)
+    pred = np.full(n, None, dtype=object)
+    pred[tested] = np.asarray(classes, dtype=object)[proba[tested].argmax(axis=1)]
+    return CVResult(plan, classes, pred, proba, tested, folds, warnings, dict(options))
+
+
+def _frame_span(ex: ExampleSet, rows: np.ndarray) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for v in np.unique(ex.video[rows]):
+        sel = rows[ex.video[rows] == v]
+        out[str(v)] = [int(ex.start[sel].min()), int(ex.end[sel].max())]
+    return dict(list(out.items())[:20])
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return {"mean": None, "std": None, "min": None, "max": None}
+    return {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min()), "max": float(arr.max())}
+
+
+def evaluation_report(ex: ExampleSet, cv: CVResult, **context: Any) -> dict[str, Any]:
+    """metrics.json content: pooled out-of-fold metrics, per-fold spread, onset latency, split note."""
+    t = cv.tested
+    overall = classification_metrics(ex.y[t], cv.pred[t], cv.classes)
+    counts = ex.class_counts()
+    majority = max(counts.values()) / max(len(ex), 1)
+    predictions = {}
+    for v in np.unique(ex.video[t]):
+        sel = t & (ex.video == v)
+        predictions[str(v)] = (ex.end[sel], cv.pred[sel])
+    latency = onset_latency(ex.frame_labels, predictions, ex.fps)
+    report: dict[str, Any] = {
+        **context,
+        "evaluation": "cross-validation (out-of-fold predictions)",
+        "split": cv.plan.describe(),
+        "examples": {"n": len(ex), "evaluated": int(t.sum()), "class_counts": counts,
+                     "videos": int(np.unique(ex.video).size), "group_column": ex.group_column,
+                     "groups": int(np.unique(ex.groups).size), "window": ex.window},
+        "overall": overall,
+        "folds": cv.folds,
+        "fold_summary": {k: _spread([f[k] for f in cv.folds]) for k in ("balanced_accuracy", "macro_f1", "accuracy")},
+        "baseline": {"majority_class_accuracy": majority, "chance_balanced_accuracy": 1.0 / max(len(cv.classes), 1)},
+        "onset_latency": latency["per_class"],
+        "onset_events": latency["events"][:500],
+        "warnings": cv.warnings,
+        "notes": ex.notes,
+    }
+    return report
+
+
+def holdout_report(ex: ExampleSet, proba: np.ndarray, classes: list[str], **context: Any) -> dict[str, Any]:
+    """metrics.json content for a fitted model scored on a separate dataset."""
+    pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    unknown = sorted(set(ex.y.tolist()) - set(classes))
+    keep = np.isin(ex.y, classes)
+    warnings = []
+    if unknown:
+        warnings.append(f"labels {unknown} are not classes of the model; their {int((~keep).sum())} examples were left out")
+    predictions = {str(v): (ex.end[ex.video == v], pred[ex.video == v]) for v in np.unique(ex.video)}
+    latency = onset_latency(ex.frame_labels, predictions, ex.fps)
+    return {
+        **context,
+        "evaluation": "held-out dataset (predictions of the bundle's fitted model)",
+        "examples": {"n": len(ex), "evaluated": int(keep.sum()), "class_counts": ex.class_counts(),
+                     "videos": int(np.unique(ex.video).size), "window": ex.window},
+        "overall": classification_metrics(ex.y[keep], pred[keep], classes),
+        "onset_latency": latency["per_class"],
+        "onset_events": latency["events"][:500],
+        "warnings": warnings,
+        "notes": ex.notes,
+    }, pred
+
+
+# -- plots ----------------------------------------------------------------------------------
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def confusion_png(overall: dict[str, Any], title: str) -> bytes:
+    """Row-normalised confusion matrix with counts, as PNG bytes."""
+    plt = _pyplot()
+    labels = overall["confusion_matrix"]["labels"]
+    cm = np.asarray(overall["confusion_matrix"]["matrix"], dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    k = len(labels)
+    fig, ax = plt.subplots(figsize=(2.2 + 0.9 * k, 1.8 + 0.8 * k))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(k), labels, rotation=30, ha="right")
+    ax.set_yticks(range(k), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("annotated")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of annotated row")
+    return _png(fig)
+
+
+def timeline_png(
+    ex: ExampleSet, pred: np.ndarray, classes: list[str], title: str, stride: int = 1
+) -> bytes:
+    """Per video: the annotated label of every frame above the label predicted at each example's end."""
+    plt = _pyplot()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    videos = [v for v in dict.fromkeys(ex.video.tolist()) if (pred[ex.video == v] != None).any()]  # noqa: E711
+    shown = videos[:MAX_TIMELINE_VIDEOS]
+    base = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    cmap = ListedColormap([base(i % base.N) for i in range(len(classes))])
+    cmap.set_bad("white")
+    index = {c: i for i, c in enumerate(classes)}
+    fig, axes = plt.subplots(len(shown), 1, figsize=(11, 0.9 + 1.0 * len(shown)), squeeze=False)
+    for ax, v in zip(axes[:, 0], shown):
+        frames, labels = ex.frame_labels.get(v, (np.zeros(0, np.int64), np.zeros(0, object)))
+        sel = (ex.video == v) & (pred != None)  # noqa: E711
+        ends = ex.end[sel]
+        lo = int(min(frames.min() if frames.size else ends.min(), ends.min()))
+        hi = int(max(frames.max() if frames.size else ends.max(), ends.max()))
+        grid = np.full((2, hi - lo + 1), np.nan)
+        if frames.size:
+            codes = np.array([index.get(str(lab), np.nan) if lab is not None else np.nan for lab in labels])
+            grid[0, frames - lo] = codes
+        codes = np.array([index[str(p)] for p in pred[sel]], dtype=np.float64)
+        for k in range(max(stride, 1)):  # hold each prediction until the next example ends
+            pos = ends - lo + k
+            ok = pos <= hi - lo
+            grid[1, pos[ok]] = np.where(np.isnan(grid[1, pos[ok]]) | (k == 0), codes[ok], grid[1, pos[ok]])
+        ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5,
+                  interpolation="nearest", extent=(lo - 0.5, hi + 0.5, 1.5, -0.5))
+        ax.set_yticks([0, 1], ["annotated", "predicted"])
+        ax.set_title(v, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("frame")
+    handles = [Patch(color=cmap(i), label=c) for i, c in enumerate(classes)]
+    fig.legend(handles=handles, loc="upper right", ncol=min(len(classes), 4), fontsize=8, frameon=False)
+    extra = f" (first {len(shown)} of {len(videos)} videos)" if len(videos) > len(shown) else ""
+    fig.suptitle(title + extra, fontsize=10, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return _png(fig)
+
+
+def report_files(ex: ExampleSet, report: dict[str, Any], pred: np.ndarray, classes: list[str], title: str,
+                 stride: int = 1) -> dict[str, bytes]:
+    """metrics.json, confusion_matrix.png and timeline.png as bytes, ready to write."""
+    return {
+        METRICS_JSON: (json.dumps(report, indent=2, default=_json_default) + "\n").encode(),
+        CONFUSION_PNG: confusion_png(report["overall"], title),
+        TIMELINE_PNG: timeline_png(ex, pred, classes, title, stride),
+    }
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """A few lines for the terminal: split, headline metrics, per-class F1, latency."""
+    o = report["overall"]
+    lines = []
+    if "split" in report:
+        lines.append(f"split: {report['split']['note']}")
+    fs = report.get("fold_summary", {}).get("balanced_accuracy", {})
+    spread = f" (folds {fs['mean']:.3f} +/- {fs['std']:.3f})" if fs.get("mean") is not None else ""
+    lines.append(f"balanced accuracy {o['balanced_accuracy']:.3f}{spread}, macro-F1 {o['macro_f1']:.3f}, "
+                 f"accuracy {o['accuracy']:.3f} on {o['n']} examples")
+    for c, m in o["per_class"].items():
+        lat = report.get("onset_latency", {}).get(c)
+        extra = ""
+        if lat and lat.get("median_frames") is not None:
+            extra = f", onset latency median {lat['median_frames']:.0f} frames ({lat['detected']}/{lat['events']} events)"
+        lines.append(f"  {c}: precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1']:.3f} "
+                     f"(n={m['support']}){extra}")
+    for w in report.get("warnings", []):
+        lines.append(f"warning: {w}")
+    return lines
+
+
+# -- spml evaluate --------------------------------------------------------------------------
+def default_eval_dir(bundle: Path, dataset: Path) -> Path:
+    """Where `spml evaluate` writes: BUNDLE/eval-<dataset stem>/ (beside a zip for zipped bundles)."""
+    stem = Path(dataset).name.split(".")[0]
+    if bundle.is_dir():
+        return bundle / f"eval-{stem}"
+    return bundle.with_name(f"{bundle.stem}-eval-{stem}")
+
+
+def evaluate_bundle(
+    bundle: str | os.PathLike[str], dataset: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+    *, mode: str = "auto", split: str = "auto", n_splits: int = 5, quiet: bool = False, registry: Any = None,
+) -> dict[str, Any]:
+    """Score a bundle on a dataset and write metrics.json + plots; returns the report.
+
+    mode ``auto``: cross-validate the bundle's recipe when the dataset is its training data (same
+    sha256), else predict with the fitted model (``holdout``); ``cv`` / ``holdout`` force one.
+    """
+    from spml_core.atomic import write_bytes_atomic
+    from spml_core.bundle import load_bundle
+    from spml_core.examples import load_examples
+    from spml_core.pose import file_sha256
+    from spml_core.registry import Registry
+
+    bundle, dataset = Path(bundle), Path(dataset)
+    registry = registry or Registry().load()
+    predictor = load_bundle(bundle, registry)
+    m = predictor.manifest
+    if not dataset.is_file():
+        raise SpmlError(f"{dataset}: dataset not found")
+    digest = file_sha256(dataset)
+    same = m.training_data is not None and m.training_data.sha256 == digest
+    if mode == "auto":
+        mode = "cv" if same else "holdout"
+        if same and not quiet:
+            print("spml evaluate: this dataset is the bundle's training data (same sha256): scoring the fitted "
+                  "model on it would only measure memory, so the bundle's recipe is cross-validated instead",
+                  file=sys.stderr)
+    warnings = []
+    if mode == "holdout" and same:
+        warnings.append("holdout evaluation on the bundle's own training data: these scores are optimistic")
+    spec = predictor.spec
+    if spec is None:
+        ex = _preformatted_examples(dataset, m)
+    else:
+        ex = load_examples(dataset, m.target, spec, registry=registry, quiet=quiet)
+    context = {"target": m.target, "model": m.model.component, "options": m.model.options,
+               "bundle": str(bundle), "dataset": {"file": str(dataset), "sha256": digest},
+               "same_as_training_data": same}
+    title = f"{m.target}: {m.model.component} on {dataset.name}"
+    stride = _stride(spec)
+    if mode == "cv":
+        plan = plan_splits(split, groups=ex.groups, group_column=ex.group_column, sequences=ex.video,
+                           start=ex.start, end=ex.end, window=ex.window, n_splits=n_splits)
+        cv = cross_validate(ex, m.model.component, m.model.options, plan, registry, show_progress=not quiet)
+        report = evaluation_report(ex, cv, **context)
+        pred = cv.pred
+    elif mode == "holdout":
+        proba = predictor.predict_rows(ex.X)
+        report, pred = holdout_report(ex, proba, predictor.classes, **context)
+    else:
+        raise SpmlError(f"unknown evaluation mode {mode!r}: use auto, cv or holdout")
+    report["warnings"] = warnings + report.get("warnings", [])
+    out_dir = Path(out) if out else default_eval_dir(bundle, dataset)
+    classes = predictor.classes if mode == "holdout" else cv.classes
+    for name, data in report_files(ex, report, pred, classes, title, stride).items():
+        write_bytes_atomic(out_dir / name, data)
+    report["written_to"] = str(out_dir)
+    if not quiet:
+        for line in summary_lines(report):
+            print(line)
+        print(f"spml evaluate: metrics.json, {CONFUSION_PNG}, {TIMELINE_PNG} -> {out_dir}", file=sys.stderr)
+    return report
+
+
+def _stride(spec: Any) -> int:
+    if spec is None:
+        return 1
+    opts = spec.segmentation.options
+    return int(opts.get("stride") or opts.get("segmentation_window") or 1) if spec.layout != "frame" else 1
+
+
+def _preformatted_examples(dataset: Path, manifest: Any) -> ExampleSet:
+    """Examples of a bundle trained on preformatted columns (seed CSV): the same columns, read as is."""
+    from spml_core.examples import ExampleSet, read_table
+
+    df = read_table(dataset)
+    cols = manifest.features.columns
+    missing = [c for c in [manifest.target, *cols] if c not in df.columns]
+    if missing:
+        raise SpmlError(f"{dataset}: lacks columns the bundle was trained on, e.g. {missing[:3]}")
+    df = df[df[manifest.target].notna()].reset_index(drop=True)
+    video = (df["video_id"] if "video_id" in df.columns else df["video"] if "video" in df.columns
+             else np.full(len(df), dataset.stem)).astype(str).to_numpy(dtype=object)
+    frame = (df["frame_number"] if "frame_number" in df.columns else np.arange(len(df)))
+    frame = np.asarray(frame, dtype=np.int64)
+    y = df[manifest.target].astype(str).to_numpy(dtype=object)
+    return ExampleSet(
+        X=df[cols].to_numpy(np.float32), y=y, video=video, groups=video, group_column="video",
+        start=frame, end=frame, spec=None, columns=list(cols), window=manifest.features.window or 1,
+        frame_features=manifest.features.frame_features, frame_size=None,
+        frame_labels={str(v): (frame[video == v], y[video == v]) for v in np.unique(video)},
+    )
+
+
+def run_evaluate_stage(cfg: Any, stage: Any) -> dict[str, Any]:
+    """The `evaluate` stage of `spml run`: score pipeline.evaluate.bundle on pipeline.evaluate.dataset."""
+    return evaluate_bundle(cfg.resolve(stage.bundle), cfg.resolve(stage.dataset))

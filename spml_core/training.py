@@ -1,0 +1,226 @@
+"""`spml train`: dataset -> cross-validated metrics -> final model -> a safe model bundle.
+
+The dataset's frames go through one feature-pipeline spec (stored in the bundle, so live
+prediction computes exactly the same features); the model is cross-validated by group (video, or
+subject) or by blocked time for a single video; then a final model is fitted on every labelled
+example and written with its metrics and plots. ``--search`` picks options from the model's small
+search space by nested grouped CV: each outer fold chooses its options from its own training rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from spml_core.errors import SpmlError
+from spml_core.splits import SplitKind, plan_splits
+
+if TYPE_CHECKING:
+    from spml_core.examples import ExampleSet
+    from spml_core.formatting import FeaturePipelineSpec
+
+INNER_FOLDS = 3
+
+
+@dataclass
+class TrainResult:
+    """What `spml train` produced."""
+
+    bundle: Path
+    report: dict[str, Any]
+    options: dict[str, Any]
+    zip_path: Path | None = None
+
+
+def candidate_options(cls: Any, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of the model's search space, on top of the user's options."""
+    space = dict(getattr(cls, "search_space", {}) or {})
+    if not space:
+        raise SpmlError(f"model '{cls.name}' declares no search space; train without --search")
+    keys = list(space)
+    return [{**base, **dict(zip(keys, combo))} for combo in itertools.product(*(space[k] for k in keys))]
+
+
+def select_options(
+    ex: ExampleSet, rows: np.ndarray, model_name: str, candidates: list[dict[str, Any]], split: str,
+    registry: Any, n_splits: int = INNER_FOLDS, seed: int = 0,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The candidate with the best macro-F1 (then balanced accuracy) by grouped CV over ``rows`` only."""
+    from spml_core.evaluation import cross_validate
+    from spml_core.metrics import classification_metrics
+
+    sub = _subset(ex, rows)
+    kind = split if split != "auto" else ("group" if np.unique(sub.groups).size >= 2 else "blocked")
+    if kind == "group" and np.unique(sub.groups).size < 2:
+        kind = "blocked"
+    plan = plan_splits(kind, groups=sub.groups, group_column=sub.group_column, sequences=sub.video,  # type: ignore[arg-type]
+                       start=sub.start, end=sub.end, window=sub.window, n_splits=n_splits, seed=seed)
+    table = []
+    for opts in candidates:
+        cv = cross_validate(sub, model_name, opts, plan, registry, show_progress=False)
+        m = classification_metrics(sub.y[cv.tested], cv.pred[cv.tested], cv.classes)
+        table.append({"options": opts, "macro_f1": m["macro_f1"], "balanced_accuracy": m["balanced_accuracy"]})
+    best = max(range(len(table)), key=lambda i: (table[i]["macro_f1"], table[i]["balanced_accuracy"], -i))
+    return table[best]["options"], table
+
+
+def _subset(ex: ExampleSet, rows: np.ndarray) -> ExampleSet:
+    from dataclasses import replace
+
+    return replace(ex, X=ex.X[rows], y=ex.y[rows], video=ex.video[rows], groups=ex.groups[rows],
+                   start=ex.start[rows], end=ex.end[rows])
+
+
+def train(
+    dataset: str | os.PathLike[str],
+    target: str,
+    out: str | os.PathLike[str],
+    model: str = "xgboost",
+    options: dict[str, Any] | None = None,
+    *,
+    spec: FeaturePipelineSpec | None = None,
+    features: list[str] | None = None,
+    window: int | None = None,
+    stride: int = 1,
+    pool: list[str] | None = None,
+    split: SplitKind = "auto",
+    n_splits: int = 5,
+    search: bool = False,
+    seed: int = 0,
+    zip_bundle: bool = False,
+    notes: str = "",
+    quiet: bool = False,
+    registry: Any = None,
+) -> TrainResult:
+    """Cross-validate, fit the final model on all labelled examples, and write the bundle to ``out``."""
+    from spml_core import __version__
+    from spml_core.bundle import Features, Manifest, ModelInfo, TrainingData, component_distribution, now_iso
+    from spml_core.bundle import write_bundle
+    from spml_core.bundle import zip_bundle as make_zip
+    from spml_core.config import validate_options
+    from spml_core.evaluation import (
+        _stride,
+        cross_validate,
+        evaluation_report,
+        report_files,
+        summary_lines,
+    )
+    from spml_core.examples import DEFAULT_WINDOW, default_spec, load_examples
+    from spml_core.pose import file_sha256
+    from spml_core.registry import Registry
+
+    dataset = Path(dataset)
+    out = Path(out)
+    registry = registry or Registry().load()
+    cls = registry.get("model", model)
+    opts = validate_options(cls, dict(options or {}), f"--model {model} options").model_dump(mode="json")
+    if "seed" in cls.Options.model_fields and "seed" not in (options or {}):
+        opts["seed"] = seed
+    if not dataset.is_file():
+        raise SpmlError(f"{dataset}: dataset not found")
+    if spec is None:
+        spec = default_spec(target, features, window or DEFAULT_WINDOW, stride, pool)
+    elif features or window or pool:
+        raise SpmlError("give either a feature spec or --features/--window/--pool, not both")
+    rank = int(getattr(cls, "input_rank", 2))
+    if rank == 3 and pool:
+        raise SpmlError(f"model '{model}' reads sequences of frames; --pool makes summary rows (drop --pool)")
+
+    ex = load_examples(dataset, target, spec, registry=registry, quiet=quiet)
+    if len(ex.classes) < 2:
+        raise SpmlError(f"{dataset}: '{target}' has a single label ({ex.classes[0]}) in the examples; "
+                        "a classifier needs two or more")
+    if rank == 3:
+        ex.model_input(3, np.arange(min(1, len(ex))))  # fails early with a clear message for pooled rows
+    for note in ex.notes:
+        _say(quiet, f"note: {note}")
+    plan = plan_splits(split, groups=ex.groups, group_column=ex.group_column, sequences=ex.video,
+                       start=ex.start, end=ex.end, window=ex.window, n_splits=n_splits, seed=seed)
+    _say(quiet, f"{len(ex)} examples of '{target}' ({', '.join(f'{k}: {v}' for k, v in ex.class_counts().items())}) "
+                f"from {np.unique(ex.video).size} video(s); {plan.note}")
+    for w in plan.warnings:
+        print(f"spml train: warning: {w}", file=sys.stderr)
+
+    search_info: dict[str, Any] | None = None
+    if search:
+        candidates = candidate_options(cls, opts)
+        _say(quiet, f"--search: {len(candidates)} candidates, nested grouped CV ({INNER_FOLDS} inner folds)")
+
+        def choose(rows: np.ndarray) -> dict[str, Any]:
+            return select_options(ex, rows, model, candidates, split, registry, seed=seed)[0]
+
+        cv = cross_validate(ex, model, opts, plan, registry, show_progress=not quiet,
+                            desc="nested search", choose_options=choose)
+        final_opts, table = select_options(ex, np.arange(len(ex)), model, candidates, split, registry,
+                                           n_splits=n_splits, seed=seed)
+        search_info = {"candidates": table, "chosen": final_opts,
+                       "note": "outer scores come from options chosen on each outer fold's training rows only"}
+    else:
+        cv = cross_validate(ex, model, opts, plan, registry, show_progress=not quiet)
+        final_opts = opts
+
+    distribution, version = component_distribution(registry, model)
+    digest = file_sha256(dataset)
+    context = {"target": target, "model": model, "options": final_opts,
+               "dataset": {"file": str(dataset), "sha256": digest}}
+    report = evaluation_report(ex, cv, **context)
+    if search_info:
+        report["search"] = search_info
+
+    _say(quiet, "fitting the final model on all labelled examples")
+    final = registry.create("model", model, final_opts)
+    final.show_progress = not quiet
+    final.fit(ex.model_input(rank), ex.y, groups=ex.groups)
+
+    spec_dump = ex.spec.model_dump(mode="json") if ex.spec is not None else None
+    manifest = Manifest(
+        schema_version=1, created_at=now_iso(), spml_version=__version__, target=target,
+        classes=list(final.classes_),
+        model=ModelInfo(component=model, distribution=distribution, version=version, options=final_opts,
+                        files=[], input_rank=rank, training=final.training_summary()),
+        features=Features(kind="pipeline", spec=spec_dump, columns=ex.columns, window=ex.window,
+                          frame_features=ex.frame_features, frame_size=ex.frame_size),
+        training_data=TrainingData(file=dataset.name, sha256=digest, rows=ex.rows_in_file, examples=len(ex),
+                                   groups=int(np.unique(ex.groups).size), group_column=ex.group_column,
+                                   class_counts=ex.class_counts()),
+        metrics=_headline(report),
+        notes=notes,
+    )
+    title = f"{target}: {model}, {report['split']['kind']} CV"
+    files = report_files(ex, report, cv.pred, cv.classes, title, _stride(ex.spec))
+    write_bundle(out, manifest, final, extra_files=files)
+    zip_path = make_zip(out) if zip_bundle else None
+    if not quiet:
+        for line in summary_lines(report):
+            print(line)
+        print(f"spml train: bundle -> {out}" + (f" (and {zip_path})" if zip_path else ""), file=sys.stderr)
+    return TrainResult(out, report, final_opts, zip_path)
+
+
+def _headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The metrics kept in the manifest (metrics.json beside it holds everything)."""
+    o = report["overall"]
+    return {
+        "evaluation": report["evaluation"], "split": report["split"]["note"],
+        "balanced_accuracy": o["balanced_accuracy"], "macro_f1": o["macro_f1"], "accuracy": o["accuracy"],
+        "per_class_f1": {c: m["f1"] for c, m in o["per_class"].items()},
+        "fold_balanced_accuracy": report["fold_summary"]["balanced_accuracy"],
+        "n_examples": report["examples"]["n"],
+    }
+
+
+def _say(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(f"spml train: {msg}", file=sys.stderr)
+
+
+def run_train_stage(cfg: Any, stage: Any) -> TrainResult:
+    """The `train` stage of `spml run`: pipeline.train (dataset, target, out, model, search, split)."""
+    return train(cfg.resolve(stage.dataset), stage.target, cfg.resolve(stage.out), stage.model.use,
+                 stage.model.options, split=stage.split, search=stage.search)
