@@ -154,7 +154,9 @@ class PoseSequence(BaseModel):
         table = table.replace_schema_metadata({_META_KEY: json.dumps(self.meta()).encode()})
         path = Path(path)
         with atomic_path(path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+            # LZ4 without dictionary pages: per-column zstd/dictionary decoding cost ~60 us per column,
+            # which made reading these wide files 6-10x slower (benchmarks/dataset.py), and was larger.
+            pq.write_table(table, tmp, compression="lz4", use_dictionary=False)
         return path
 
 
