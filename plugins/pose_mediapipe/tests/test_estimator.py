@@ -195,3 +195,20 @@ def test_bad_videos_are_named(tmp_path: Path, make_video) -> None:
         with pytest.raises(SpmlError, match=message) as err:
             est.estimate_video(path)
         assert str(path) in str(err.value)
+
+
+def test_clahe_matches_streamposeml_preprocessing(first_frame) -> None:
+    """StreamPoseML equalises L in LAB from BGR; doing it from RGB gives the same pixels."""
+    import cv2
+
+    from spml_pose_mediapipe.landmarker import Landmarker
+
+    bgr, _ = first_frame
+    clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8))
+    lum, a, b = cv2.split(cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB))
+    reference = cv2.cvtColor(cv2.cvtColor(cv2.merge((clahe.apply(lum), a, b)), cv2.COLOR_LAB2BGR), cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    with Landmarker(model_files.resolve_model("lite"), clahe=True) as lm:
+        out = lm.preprocess(rgb)
+    np.testing.assert_array_equal(out, reference)
+    assert not np.array_equal(out, rgb)

@@ -68,8 +68,9 @@ class Landmarker:
 
         # RGB->LAB gives the same L as StreamPoseML's BGR->LAB: only the channel order differs.
         lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
-        lum, a, b = cv2.split(lab)
-        return cv2.cvtColor(cv2.merge((self._clahe.apply(lum), a, b)), cv2.COLOR_LAB2RGB)
+        # In place on the L plane: cheaper than split + merge, same pixels.
+        lab[:, :, 0] = self._clahe.apply(np.ascontiguousarray(lab[:, :, 0]))
+        return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
     def detect(self, rgb: np.ndarray, timestamp_ms: float) -> tuple[np.ndarray, np.ndarray | None]:
         """Landmarks of one RGB frame: (33, 4) x/y/z/visibility and (33, 3) world, NaN if no person."""
