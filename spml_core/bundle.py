@@ -391,6 +391,16 @@ class Predictor:
         self.classes: list[str] = list(manifest.classes)
         self.target = manifest.target
         self.spec = _load_spec(manifest.features) if manifest.features.kind == "pipeline" else None
+        # A model trained on some of the spec's columns (e.g. a seed CSV with a column whitelist)
+        # gets exactly those, in its order, from the full row the spec computes.
+        self._select: np.ndarray | None = None
+        if self.spec is not None and manifest.features.columns != list(self.spec.columns):
+            where = {c: i for i, c in enumerate(self.spec.columns)}
+            missing = [c for c in manifest.features.columns if c not in where]
+            if missing or manifest.model.input_rank != 2:
+                raise BundleError(f"{source}: manifest features.columns do not match its feature spec "
+                                  f"(e.g. {missing[:3]})")
+            self._select = np.asarray([where[c] for c in manifest.features.columns], dtype=np.int64)
 
     @property
     def window(self) -> int | None:
@@ -432,7 +442,11 @@ class Predictor:
             raise SpmlError(f"predict_window expects keypoints shaped (frames, 33, 4), got {xyzv.shape}")
         w, h = _frame_size(self.manifest, width, height)
         row = spec.transform_window(xyzv, w, h)
-        return self._result(self.predict_rows(row)[0])
+        return self._result(self.predict_rows(self.select(row))[0])
+
+    def select(self, row: np.ndarray) -> np.ndarray:
+        """The model's columns of a full feature-spec row (identity unless trained on a subset)."""
+        return row if self._select is None else row[..., self._select]
 
     def new_stream(self, width: int | None = None, height: int | None = None) -> StreamPredictor:
         """A live predictor for one stream (one browser tab, one camera): push frames, get predictions."""
@@ -460,7 +474,7 @@ class StreamPredictor:
         row = self.buffer.push(np.asarray(frame, dtype=np.float32))
         if row is None:
             return None
-        return self.predictor._result(self.predictor.predict_rows(row)[0])
+        return self.predictor._result(self.predictor.predict_rows(self.predictor.select(row))[0])
 
     def reset(self) -> None:
         """Forget buffered frames (e.g. after a pause in the stream)."""

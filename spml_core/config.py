@@ -100,6 +100,14 @@ class TrainStage(Strict):
     model: ComponentRef = Field(default_factory=lambda: ComponentRef(use="xgboost"))
     search: bool = False
     split: Literal["auto", "group", "blocked", "random"] = "auto"
+    folds: int = Field(5, ge=2, description="Cross-validation folds")
+    features: list[str] = Field(default_factory=list, description="Feature extractors (default: angles, distances, normalized)")
+    feature_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    window: int = Field(10, ge=1, description="Frames per example")
+    stride: int = Field(1, ge=1, description="Frames between example starts")
+    pool: list[Literal["mean", "max", "std"]] = Field(default_factory=list, description="Pool windows instead of flattening")
+    seed: int = 0
+    zip: bool = Field(False, description="Also write <out>.zip")
 
 
 class EvaluateStage(Strict):
@@ -107,6 +115,8 @@ class EvaluateStage(Strict):
 
     bundle: Path
     dataset: Path
+    out: Path | None = Field(None, description="Output folder (default: <bundle>/eval-<dataset name>)")
+    mode: Literal["auto", "holdout", "cv"] = "auto"
 
 
 class PipelineConfig(Strict):

@@ -431,4 +431,5 @@ def _preformatted_examples(dataset: Path, manifest: Any) -> ExampleSet:
 
 def run_evaluate_stage(cfg: Any, stage: Any) -> dict[str, Any]:
     """The `evaluate` stage of `spml run`: score pipeline.evaluate.bundle on pipeline.evaluate.dataset."""
-    return evaluate_bundle(cfg.resolve(stage.bundle), cfg.resolve(stage.dataset))
+    out = cfg.resolve(stage.out) if stage.out else None
+    return evaluate_bundle(cfg.resolve(stage.bundle), cfg.resolve(stage.dataset), out, mode=stage.mode)

@@ -222,5 +222,10 @@ def _say(quiet: bool, msg: str) -> None:
 
 def run_train_stage(cfg: Any, stage: Any) -> TrainResult:
     """The `train` stage of `spml run`: pipeline.train (dataset, target, out, model, search, split)."""
+    from spml_core.examples import default_spec
+
+    spec = default_spec(stage.target, stage.features or None, stage.window, stage.stride, stage.pool or None,
+                        feature_options=stage.feature_options)
     return train(cfg.resolve(stage.dataset), stage.target, cfg.resolve(stage.out), stage.model.use,
-                 stage.model.options, split=stage.split, search=stage.search)
+                 stage.model.options, spec=spec, split=stage.split, n_splits=stage.folds, search=stage.search,
+                 seed=stage.seed, zip_bundle=stage.zip)

@@ -1,4 +1,4 @@
-"""Default plugins shipped with spml_core (numpy-only): executors and feature extractors."""
+"""Default plugins shipped with spml_core (numpy-only): executors, feature extractors, logistic regression."""
 
 from __future__ import annotations
 
@@ -19,3 +19,11 @@ def spml_feature_extractors() -> list[type]:
     from spml_core.features import BUILTIN_EXTRACTORS
 
     return list(BUILTIN_EXTRACTORS)
+
+
+@hookimpl
+def spml_models() -> list[type]:
+    """logistic_regression (numpy; weights saved as JSON)."""
+    from spml_core.builtin.linear import LogisticRegressionModel
+
+    return [LogisticRegressionModel]

@@ -1,0 +1,1 @@
+"""StreamPoseML's learning package: ``model_builder.ModelBuilder`` on spml's models and safe bundles."""
