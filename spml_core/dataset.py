@@ -200,15 +200,26 @@ def read_keypoint_table(path: Path) -> KeypointTable:
 
     cols = ["frame", "timestamp_ms", *landmark_columns()]
     try:
-        table = pq.read_table(path, columns=cols)
-    except Exception as exc:  # pyarrow raises several types: missing columns, corrupt file
-        raise SpmlError(f"{path}: not a readable spml keypoint file ({exc})") from None
-    raw = (table.schema.metadata or {}).get(_META_KEY)
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt or foreign files
+        raise SpmlError(f"{path}: not a readable Parquet file ({exc})") from None
+    raw = (pf.schema_arrow.metadata or {}).get(_META_KEY)
     if raw is None:
         raise SpmlError(f"{path}: Parquet file has no spml keypoint metadata (not written by `spml extract`?)")
     meta = json.loads(raw)
     if meta.get("format_version") != FORMAT_VERSION:
         raise SpmlError(f"{path}: unsupported keypoint format version {meta.get('format_version')!r}")
+    names = set(pf.schema_arrow.names)
+    missing = [c for c in cols if c not in names]
+    if missing:
+        raise SpmlError(f"{path}: keypoint file lacks columns {missing[:5]}")
+    try:
+        # ParquetFile.read skips the dataset layer of read_table: about twice as fast on these wide files.
+        table = pf.read(columns=cols)
+    except Exception as exc:
+        raise SpmlError(f"{path}: cannot read keypoints ({exc})") from None
+    finally:
+        pf.close()
     return KeypointTable(table.replace_schema_metadata(None), int(meta["width"]), int(meta["height"]))
 
 
@@ -402,13 +413,16 @@ def write_dataset(df: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
     suffix = out.suffix.lower()
     if suffix not in DATASET_SUFFIXES:
         raise SpmlError(f"{out}: unknown dataset format '{out.suffix}' (use .parquet or .csv)")
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = dataframe_to_arrow(df)
     try:
         with atomic_path(out) as tmp:
             if suffix == ".parquet":
                 import pyarrow.parquet as pq
 
-                pq.write_table(table, tmp, compression="zstd")
+                # Dictionary pages only for dictionary (categorical) columns: on floats they cost
+                # size and decoding time (see spml_core.pose).
+                dict_cols = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+                pq.write_table(table, tmp, compression="lz4", use_dictionary=dict_cols or False)
             else:
                 import pyarrow.csv as pacsv
 
@@ -419,6 +433,35 @@ def write_dataset(df: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise SpmlError(f"{out}: cannot write dataset ({exc.strerror or exc})") from None
     return out
+
+
+def dataframe_to_arrow(df: pd.DataFrame) -> pa.Table:
+    """An Arrow table of a DataFrame's columns (no index); NaN becomes null, categoricals dictionaries.
+
+    Numeric columns are converted a dtype group at a time from one 2-D view, which is several
+    times faster than ``pa.Table.from_pandas`` on tables with ~140 columns.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    arrays: list[Any] = [None] * df.shape[1]
+    groups: dict[np.dtype, list[int]] = {}
+    for j, dtype in enumerate(df.dtypes):
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+            groups.setdefault(dtype, []).append(j)
+            continue
+        col = df.iloc[:, j]
+        if isinstance(dtype, pd.CategoricalDtype):
+            codes = col.cat.codes.to_numpy()
+            values = pa.array(dtype.categories.to_numpy(dtype=object), from_pandas=True)
+            arrays[j] = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), values)
+        else:
+            arrays[j] = pa.array(col, from_pandas=True)
+    for dtype, idx in groups.items():
+        block = df.iloc[:, idx].to_numpy(dtype=dtype).T  # (columns, rows): each row is one column
+        for j, values in zip(idx, block, strict=True):
+            arrays[j] = pa.array(values, from_pandas=True)
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
 
 
 def read_dataset(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -373,7 +373,11 @@ def test_missing_folders_and_foreign_parquet(project: Path, capsys: pytest.Captu
     assert "spml: error: nope: keypoints folder not found" in capsys.readouterr().err
     pd.DataFrame({"a": [1]}).to_parquet(project / "keypoints" / "clip_c.parquet")
     assert run_cli("--out", "d.csv") == 1
-    assert "clip_c.parquet: not a readable spml keypoint file" in capsys.readouterr().err
+    assert ("clip_c.parquet: Parquet file has no spml keypoint metadata (not written by `spml extract`?)"
+            in capsys.readouterr().err)
+    (project / "keypoints" / "clip_c.parquet").write_bytes(b"PAR1 truncated")
+    assert run_cli("--out", "d.csv") == 1
+    assert "clip_c.parquet: not a readable Parquet file" in capsys.readouterr().err
 
 
 def test_never_a_partly_written_output(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
