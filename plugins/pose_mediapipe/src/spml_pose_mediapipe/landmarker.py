@@ -39,11 +39,13 @@ class Landmarker:
         world: bool = True,
     ) -> None:
         import cv2
+        import mediapipe as mp
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import pose_landmarker
         from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
 
         self.world = world
+        self._image, self._srgb = mp.Image, mp.ImageFormat.SRGB
         self._clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILES) if clahe else None
         options = pose_landmarker.PoseLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model_path)),
@@ -74,9 +76,7 @@ class Landmarker:
 
     def detect(self, rgb: np.ndarray, timestamp_ms: float) -> tuple[np.ndarray, np.ndarray | None]:
         """Landmarks of one RGB frame: (33, 4) x/y/z/visibility and (33, 3) world, NaN if no person."""
-        import mediapipe as mp
-
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(self.preprocess(rgb)))
+        image = self._image(image_format=self._srgb, data=np.ascontiguousarray(self.preprocess(rgb)))
         # VIDEO mode rejects times that do not increase; live callers may repeat a clock value.
         ts = max(int(round(timestamp_ms)), self._last_ts + 1)
         self._last_ts = ts
