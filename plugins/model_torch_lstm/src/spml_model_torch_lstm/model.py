@@ -39,7 +39,7 @@ class LSTMOptions(Options):
     patience: int | None = Field(8, ge=1, description="Early stopping: epochs without validation improvement (None: off)")
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="Rows (whole groups when given) held out for early stopping")
     batch_size: int = Field(64, ge=1, description="Windows per optimisation step")
-    learning_rate: float = Field(2e-3, gt=0, description="Adam learning rate")
+    learning_rate: float = Field(5e-3, gt=0, description="Adam learning rate")
     weight_decay: float = Field(0.0, ge=0, description="Adam weight decay")
     class_weight: Literal["balanced", "none"] = Field("balanced", description="balanced: weight the loss so every class counts equally")
     seed: int = Field(0, description="Seed for initialisation, shuffling and the validation split")

@@ -23,6 +23,7 @@ from spml_core.labels import balanced_weights, encode_labels, require_two_classe
 from spml_core.splits import validation_split
 
 FITTED_FILE = "xgboost.json"
+SMALL_TABLE_CELLS = 2_000_000
 
 
 def _as_rows(X: Any) -> np.ndarray:
@@ -55,7 +56,14 @@ class _XGBBase(Model):
     def _dmatrix(self, X: np.ndarray, codes: np.ndarray, weights: np.ndarray | None) -> Any:
         import xgboost as xgb
 
-        return xgb.DMatrix(X, label=codes, weight=weights, nthread=self.options.n_jobs or -1)
+        return xgb.DMatrix(X, label=codes, weight=weights, nthread=self._threads(X))
+
+    def _threads(self, X: np.ndarray) -> int:
+        # OpenMP threads busy-wait: on small tables (or a busy machine) one thread is several
+        # times faster than all cores, so all cores only pay off on large tables.
+        if self.options.n_jobs:
+            return int(self.options.n_jobs)
+        return 0 if X.size >= SMALL_TABLE_CELLS else 1
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of classes_."""
@@ -134,7 +142,7 @@ class XGBoostOptions(Options):
         "balanced", description="balanced: weight rows so that every class counts equally"
     )
     seed: int = Field(0, description="Random seed (subsampling, validation split)")
-    n_jobs: int | None = Field(None, ge=1, description="Threads (default: all cores for training, 1 for prediction)")
+    n_jobs: int | None = Field(None, ge=1, description="Threads (default: 1 below 2M table cells, else all cores; 1 for prediction)")
     format: Literal["ubj", "json"] = Field("ubj", description="Saved model format: ubj (compact) or json (readable)")
 
 
@@ -151,7 +159,7 @@ class XGBoostModel(_XGBBase):
         return {
             "tree_method": "hist", "max_depth": o.max_depth, "eta": o.learning_rate, "subsample": o.subsample,
             "colsample_bytree": o.colsample_bytree, "min_child_weight": o.min_child_weight, "seed": o.seed,
-            "nthread": o.n_jobs or 0, "verbosity": 0, **self._objective(n_classes),
+            "verbosity": 0, **self._objective(n_classes),
         }
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> XGBoostModel:
@@ -164,7 +172,7 @@ class XGBoostModel(_XGBBase):
         if len(codes) != X.shape[0]:
             raise SpmlError(f"X has {X.shape[0]} rows but y has {len(codes)} labels")
         o = self.options
-        params = self._params(len(classes))
+        params = {**self._params(len(classes)), "nthread": self._threads(X)}
         weights = self._weights(codes, len(classes))
         split = validation_split(len(codes), groups, o.validation_fraction, o.seed) if o.early_stopping_rounds else None
         info: dict[str, Any] = {"rows": int(len(codes)), "max_rounds": o.n_estimators}
@@ -201,7 +209,7 @@ class RandomForestOptions(Options):
     min_child_weight: float = Field(1.0, ge=0, description="Minimum summed weight in a leaf")
     class_weight: Literal["balanced", "none"] = Field("balanced", description="balanced: every class counts equally")
     seed: int = Field(0, description="Random seed")
-    n_jobs: int | None = Field(None, ge=1, description="Threads (default: all cores for training, 1 for prediction)")
+    n_jobs: int | None = Field(None, ge=1, description="Threads (default: 1 below 2M table cells, else all cores)")
     format: Literal["ubj", "json"] = Field("ubj", description="Saved model format")
 
 
@@ -218,7 +226,7 @@ class XGBoostRandomForest(_XGBBase):
         return {
             "tree_method": "hist", "eta": 1.0, "num_parallel_tree": o.n_estimators, "max_depth": o.max_depth,
             "subsample": o.subsample, "colsample_bynode": o.colsample_bynode, "min_child_weight": o.min_child_weight,
-            "seed": o.seed, "nthread": o.n_jobs or 0, "verbosity": 0, **self._objective(n_classes),
+            "seed": o.seed, "verbosity": 0, **self._objective(n_classes),
         }
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> XGBoostRandomForest:
@@ -231,7 +239,8 @@ class XGBoostRandomForest(_XGBBase):
         if len(codes) != X.shape[0]:
             raise SpmlError(f"X has {X.shape[0]} rows but y has {len(codes)} labels")
         dall = self._dmatrix(X, codes, self._weights(codes, len(classes)))
-        booster = xgb.train(self._params(len(classes)), dall, 1, verbose_eval=False)
+        params = {**self._params(len(classes)), "nthread": self._threads(X)}
+        booster = xgb.train(params, dall, 1, verbose_eval=False)
         booster.set_param({"nthread": self.options.n_jobs or 1})
         self.booster_, self.classes_, self.n_features_ = booster, classes, X.shape[1]
         self.fit_info_ = {"rows": int(len(codes)), "trees": self.options.n_estimators}
