@@ -336,6 +336,14 @@ def component_distribution(registry: Any, name: str) -> tuple[str, str]:
     return record.distribution, record.version
 
 
+def check_bundle_target(out_dir: str | os.PathLike[str]) -> Path:
+    """Fail early unless ``out_dir`` is absent, empty, or an existing bundle (which may be replaced)."""
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
+        raise BundleError(f"{out}: exists and is not a model bundle; refusing to overwrite it (choose another --out)")
+    return out
+
+
 def write_bundle(
     out_dir: str | os.PathLike[str], manifest: Manifest, model: Any, extra_files: dict[str, bytes] | None = None
 ) -> Path:
@@ -344,9 +352,7 @@ def write_bundle(
     An existing ``out_dir`` is replaced only when it is itself a bundle (has manifest.json) or
     empty, so a typo cannot wipe an unrelated folder.
     """
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
-        raise BundleError(f"{out}: exists and is not a model bundle; refusing to overwrite it (choose another --out)")
+    out = check_bundle_target(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:

@@ -250,8 +250,7 @@ def timeline_png(
     videos = [v for v in dict.fromkeys(ex.video.tolist()) if (pred[ex.video == v] != None).any()]  # noqa: E711
     shown = videos[:MAX_TIMELINE_VIDEOS]
     base = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-    cmap = ListedColormap([base(i % base.N) for i in range(len(classes))])
-    cmap.set_bad("white")
+    cmap = ListedColormap([base(i % base.N) for i in range(len(classes))]).with_extremes(bad="white")
     index = {c: i for i, c in enumerate(classes)}
     fig, axes = plt.subplots(len(shown), 1, figsize=(11, 0.9 + 1.0 * len(shown)), squeeze=False)
     for ax, v in zip(axes[:, 0], shown):

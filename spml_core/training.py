@@ -101,7 +101,7 @@ def train(
     """Cross-validate, fit the final model on all labelled examples, and write the bundle to ``out``."""
     from spml_core import __version__
     from spml_core.bundle import Features, Manifest, ModelInfo, TrainingData, component_distribution, now_iso
-    from spml_core.bundle import write_bundle
+    from spml_core.bundle import check_bundle_target, write_bundle
     from spml_core.bundle import zip_bundle as make_zip
     from spml_core.config import validate_options
     from spml_core.evaluation import (
@@ -124,6 +124,7 @@ def train(
         opts["seed"] = seed
     if not dataset.is_file():
         raise SpmlError(f"{dataset}: dataset not found")
+    check_bundle_target(out)
     if spec is None:
         spec = default_spec(target, features, window or DEFAULT_WINDOW, stride, pool)
     elif features or window or pool:
