@@ -17,6 +17,7 @@ the winner per (class, row) is the largest annotation index (``np.maximum.at``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -96,11 +97,11 @@ def uses_times(schema: AnnotationSchema) -> bool:
     return not frames_given
 
 
-def resolve_dot_path(obj: Any, path: str) -> Any:
+def resolve_dot_path(obj: Any, path: str | Sequence[str]) -> Any:
     """Follow a dot path ('metadata.system.frame') through dicts (and list indices); MISSING if absent."""
     cur = obj
-    for part in path.split("."):
-        if isinstance(cur, Mapping):
+    for part in path.split(".") if isinstance(path, str) else path:
+        if type(cur) is dict or isinstance(cur, Mapping):
             if part not in cur:
                 return MISSING
             cur = cur[part]
@@ -117,10 +118,10 @@ def resolve_dot_path(obj: Any, path: str) -> Any:
 def _number(value: Any, what: str, where: str, integer: bool) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpmlError(f"{where}: {what} must be a number, got {value!r}")
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise SpmlError(f"{where}: {what} must be finite, got {value!r}")
     if integer:
-        if float(value) != int(value):
+        if value != int(value):
             raise SpmlError(f"{where}: {what} must be a whole frame number, got {value!r}")
         value = int(value)
     if value < 0:
@@ -135,42 +136,48 @@ def annotations_from_records(
     fields = schema.annotation_fields
     times = uses_times(schema)
     if times:
-        paths = {"start_time": fields.start_time, "end_time": fields.end_time}
+        names = ("start_time", "end_time")
+        paths = (fields.start_time, fields.end_time)
     else:
         if not fields.start_frame or not fields.end_frame:
             raise SpmlError(
                 "annotation_schema.annotation_fields: set start_frame and end_frame, "
                 "or start_time and end_time (seconds)"
             )
-        paths = {"start_frame": fields.start_frame, "end_frame": fields.end_frame}
+        names = ("start_frame", "end_frame")
+        paths = (fields.start_frame, fields.end_frame)
+    label_parts = fields.label.split(".")
+    start_parts, end_parts = (p.split(".") for p in paths)  # type: ignore[union-attr]
     mapping = schema.label_class_mapping
-    prefix = f"{key}." if key else ""
     out: list[Annotation] = []
+    # Messages are only formatted on failure: a study can hold 100k annotations.
     for i, rec in enumerate(records):
-        where = f"{file}: annotation {i}"
-        if not isinstance(rec, Mapping):
-            raise SpmlError(f"{where} ({prefix.rstrip('.')}[{i}]): expected an object, got {type(rec).__name__}")
-        label = resolve_dot_path(rec, fields.label)
-        if label is MISSING:
-            raise SpmlError(f"{where}: missing key '{fields.label}' (annotation_fields.label)")
-        if isinstance(label, int) and not isinstance(label, bool):
-            label = str(label)
-        if not isinstance(label, str):
-            raise SpmlError(f"{where}: label at '{fields.label}' must be text, got {label!r}")
-        values: dict[str, Any] = {}
-        for name, path in paths.items():
-            v = resolve_dot_path(rec, path)
+        if type(rec) is not dict and not isinstance(rec, Mapping):
+            raise SpmlError(f"{file}: annotation {i} ({key}[{i}]): expected an object, got {type(rec).__name__}")
+        label = resolve_dot_path(rec, label_parts)
+        if type(label) is not str:
+            if label is MISSING:
+                raise SpmlError(f"{file}: annotation {i}: missing key '{fields.label}' (annotation_fields.label)")
+            if isinstance(label, int) and not isinstance(label, bool):
+                label = str(label)
+            else:
+                raise SpmlError(f"{file}: annotation {i}: label at '{fields.label}' must be text, got {label!r}")
+        bounds = []
+        for name, path, parts in zip(names, paths, (start_parts, end_parts)):
+            v = resolve_dot_path(rec, parts)
             if v is MISSING:
-                raise SpmlError(f"{where} ({label!r}): missing key '{path}' (annotation_fields.{name})")
-            values[name] = _number(v, f"{name} '{path}'", f"{where} ({label!r})", integer=not times)
-        start, end = values.get("start_frame", values.get("start_time")), values.get("end_frame", values.get("end_time"))
+                raise SpmlError(f"{file}: annotation {i} ({label!r}): missing key '{path}' (annotation_fields.{name})")
+            if type(v) is not int or v < 0:
+                v = _number(v, f"{name} '{path}'", f"{file}: annotation {i} ({label!r})", integer=not times)
+            bounds.append(v)
+        start, end = bounds
         if start > end:
             unit = "s" if times else ""
             raise SpmlError(
-                f"{where} ({label!r}): start {start}{unit} ('{paths['start_time' if times else 'start_frame']}') "
-                f"is after end {end}{unit} ('{paths['end_time' if times else 'end_frame']}')"
+                f"{file}: annotation {i} ({label!r}): start {start}{unit} ('{paths[0]}') "
+                f"is after end {end}{unit} ('{paths[1]}')"
             )
-        out.append(Annotation(label=label, cls=mapping.get(label), index=i, **values))
+        out.append(Annotation(label=label, cls=mapping.get(label), index=i, **{names[0]: start, names[1]: end}))
     return out
 
 
