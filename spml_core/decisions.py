@@ -59,6 +59,15 @@ class DecisionConfig(BaseModel):
         1000, gt=0, description="Send the off payload when no prediction arrives for this long while on; null disables"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_off_key(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads an unquoted `off:` key as the boolean False.
+        if isinstance(data, dict) and False in data and "off" not in data:
+            data = dict(data)
+            data["off"] = data.pop(False)
+        return data
+
     @model_validator(mode="after")
     def _exit_below_enter(self) -> DecisionConfig:
         if self.exit_threshold is not None and self.exit_threshold > self.threshold:

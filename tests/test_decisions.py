@@ -190,3 +190,10 @@ def test_invariants_on_random_streams(labels, min_bout, refractory, gaps):
     ons = [d.t_ms for d in sent if d.action == "on"]
     assert all(b - a >= refractory for a, b in zip(ons, ons[1:], strict=False))
     assert [d.t_ms for d in out] == sorted(d.t_ms for d in out)
+
+
+def test_unquoted_off_key_in_yaml_is_the_off_payload():
+    import yaml
+
+    cfg = DecisionConfig.model_validate(yaml.safe_load("actions: {step: '01'}\noff: '00'\n"))
+    assert cfg.off == "00"
