@@ -229,17 +229,16 @@ def inspect_keypoint_file(path: Path) -> KeypointFile:
     from spml_core.pose import _META_KEY, FORMAT_VERSION
 
     try:
-        with pq.ParquetFile(path) as pf:
-            schema, metadata = pf.schema_arrow, pf.metadata
+        metadata = pq.read_metadata(path)  # the footer only: cheaper than opening a ParquetFile
     except Exception as exc:  # pyarrow raises several types for corrupt or foreign files
         raise SpmlError(f"{path}: not a readable Parquet file ({exc})") from None
-    raw = (schema.metadata or {}).get(_META_KEY)
+    raw = (metadata.metadata or {}).get(_META_KEY)
     if raw is None:
         raise SpmlError(f"{path}: Parquet file has no spml keypoint metadata (not written by `spml extract`?)")
     meta = json.loads(raw)
     if meta.get("format_version") != FORMAT_VERSION:
         raise SpmlError(f"{path}: unsupported keypoint format version {meta.get('format_version')!r}")
-    names = set(schema.names)
+    names = set(metadata.schema.names)
     missing = [c for c in ["frame", "timestamp_ms", *landmark_columns()] if c not in names]
     if missing:
         raise SpmlError(f"{path}: keypoint file lacks columns {missing[:5]}")
@@ -396,11 +395,12 @@ def build_dataset(
         for stem, info, off, n in zip(stems, infos, offsets[:-1], sizes, strict=True):
             table = info.load()
             rows = slice(int(off), int(off + n))
-            frames[rows] = table.column(0).to_numpy()
-            stamps[rows] = table.column(1).to_numpy()
-            for j in range(len(lm_cols)):
-                landmarks[rows, j] = table.column(j + 2).to_numpy()
-            del table
+            columns = table.columns
+            frames[rows] = columns[0].to_numpy()
+            stamps[rows] = columns[1].to_numpy()
+            for j, col in enumerate(columns[2:]):
+                landmarks[rows, j] = col.to_numpy()
+            del table, columns
             ann = matched.get(stem)
             vr = VideoReport(video=stem, keypoints=str(info.path), frames=int(n), rows=int(n),
                              annotations=str(ann.file) if ann else None, labeled_frames={c: 0 for c in cats})
