@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from spml_core.segments import (
     RowLayout,
     Segments,
     run_starts,
+    take_labels,
 )
 from spml_core.skeleton import N_LANDMARKS, landmark_columns
 
@@ -52,8 +54,10 @@ SPEC_ATTR = "spml_feature_spec"
 NOTES_ATTR = "spml_format_notes"
 # Columns of the per-frame table that are never labels.
 FRAME_META = ("video", "frame", "timestamp_ms", "width", "height")
-# Frames of features computed at once offline: bounds memory (~150 MB of float64 per 100k frames).
-CHUNK_FRAMES = 100_000
+# Frames formatted per step offline, cut at run boundaries: bounds memory and keeps arrays in cache.
+CHUNK_FRAMES = 8192
+# Frames per block of feature arithmetic: small enough for the temporaries to stay in cache.
+BLOCK_FRAMES = 1024
 
 
 class FeatureRef(BaseModel):
@@ -144,7 +148,7 @@ class FeaturePipelineSpec(BaseModel):
         """A copy with layout, window, pooling and the exact column order filled in from the components."""
         extractors = _make_extractors(self.features, registry)
         frame_columns = [c for e in extractors for c in e.columns()]
-        dupes = sorted({c for c in frame_columns if frame_columns.count(c) > 1})
+        dupes = sorted(c for c, k in Counter(frame_columns).items() if k > 1)
         if dupes:
             raise ConfigError(f"features produce the same column twice: {', '.join(dupes[:5])}")
         segmenter = _make_segmenter(self.segmentation, registry)
@@ -288,22 +292,31 @@ def frame_features(
 
     ``temporal_blocks`` holds the start offsets of runs of consecutive frames (videos, or parts of
     a video between gaps); extractors with ``history > 0`` run on each run alone so that they never
-    look across a boundary. None means the frames are one run.
+    look across a boundary. None means the frames are one run. Per-frame extractors run on blocks
+    of BLOCK_FRAMES frames, whose temporaries stay in the CPU cache (several times faster).
     """
     xyzv = np.asarray(xyzv, dtype=np.float64)
+    n = len(xyzv)
+    widths = [len(e.columns()) for e in extractors]
+    starts = np.cumsum([0, *widths])
+    out = np.empty((n, int(starts[-1])))
     # Pixel points are shared by every extractor that accepts them (computed once, not per extractor).
-    pts = pixel_points(xyzv, width, height) if any(hasattr(e, "transform_points") for e in extractors) else None
-    parts = []
-    for ext in extractors:
-        if getattr(ext, "history", 0) and temporal_blocks is not None and len(temporal_blocks) > 1:
-            bounds = np.append(temporal_blocks, len(xyzv))
-            parts.append(np.concatenate(
-                [_apply(ext, xyzv[a:b], None if pts is None else pts[a:b], width, height)
-                 for a, b in zip(bounds[:-1], bounds[1:])], axis=0
-            ))
-        else:
-            parts.append(_apply(ext, xyzv, pts, width, height))
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    shared = any(hasattr(e, "transform_points") for e in extractors)
+    per_frame = [(e, slice(a, b)) for e, a, b in zip(extractors, starts[:-1], starts[1:]) if not getattr(e, "history", 0)]
+    temporal = [(e, slice(a, b)) for e, a, b in zip(extractors, starts[:-1], starts[1:]) if getattr(e, "history", 0)]
+    if per_frame:
+        for a in range(0, n, BLOCK_FRAMES):
+            b = min(a + BLOCK_FRAMES, n)
+            pts = pixel_points(xyzv[a:b], width, height) if shared else None
+            for ext, cols in per_frame:
+                out[a:b, cols] = _apply(ext, xyzv[a:b], pts, width, height)
+    if temporal:
+        runs = np.append(temporal_blocks if temporal_blocks is not None and len(temporal_blocks) else [0], n)
+        for a, b in zip(runs[:-1], runs[1:]):
+            pts = pixel_points(xyzv[a:b], width, height) if shared else None
+            for ext, cols in temporal:
+                out[a:b, cols] = _apply(ext, xyzv[a:b], pts, width, height)
+    return out
 
 
 def _apply(ext: Any, xyzv: np.ndarray, pts: np.ndarray | None, width: float, height: float) -> np.ndarray:
@@ -528,13 +541,14 @@ def format_dataset_frames(
     if len(frames) == 0:
         raise SpmlError("the per-frame table is empty: nothing to format")
     # Sort by video then frame (stable) so windows and runs are contiguous row ranges.
-    video_cat = pd.Categorical(frames["video"])
-    order = np.lexsort((frames["frame"].to_numpy(), video_cat.codes))
-    if not np.array_equal(order, np.arange(len(order))):
-        frames = frames.iloc[order]
-    frames = frames.reset_index(drop=True)
-    vcodes = pd.Categorical(frames["video"]).codes.astype(np.int64)
+    vcodes = _video_codes(frames["video"])
     frame_no = frames["frame"].to_numpy(np.int64)
+    if len(frames) > 1 and not ((np.diff(vcodes) > 0) | ((np.diff(vcodes) == 0) & (np.diff(frame_no) > 0))).all():
+        order = np.lexsort((frame_no, vcodes))
+        frames = frames.iloc[order]
+        vcodes, frame_no = vcodes[order], frame_no[order]
+    if not isinstance(frames.index, pd.RangeIndex) or frames.index.start != 0 or frames.index.step != 1:
+        frames = frames.reset_index(drop=True)
     dup = np.flatnonzero((np.diff(vcodes) == 0) & (np.diff(frame_no) == 0))
     if len(dup):
         r = dup[0]
@@ -550,7 +564,8 @@ def format_dataset_frames(
     starts = run_starts(vcodes, frame_no)
     width = frames["width"].to_numpy(np.int64)
     height = frames["height"].to_numpy(np.int64)
-    lm_cols = landmark_columns()
+    lm_pos = frames.columns.get_indexer(landmark_columns())
+    lm_slice = slice(int(lm_pos[0]), int(lm_pos[-1]) + 1) if (np.diff(lm_pos) == 1).all() else lm_pos
     n_cols = len(spec.columns)
     lengths = segments.lengths
     out_rows = len(segments.rows) if layout.kind == "frame" else segments.n_examples
@@ -567,7 +582,7 @@ def format_dataset_frames(
             ex_end = int(np.searchsorted(first_row, r1, side="left"))
             if np.any(last_row[ex_start:ex_end] >= r1):
                 raise SpmlError(f"strategy '{strategy}' made an example that crosses a video boundary or gap")
-            xyzv = frames[lm_cols].iloc[r0:r1].to_numpy(np.float64).reshape(r1 - r0, N_LANDMARKS, 4)
+            xyzv = frames.iloc[r0:r1, lm_slice].to_numpy(np.float64).reshape(r1 - r0, N_LANDMARKS, 4)
             feats = _chunk_features(runtime.extractors, xyzv, width[r0:r1], height[r0:r1],
                                     starts[(starts >= r0) & (starts < r1)] - r0)
             block = _rows_for(segments, ex_start, ex_end, feats, r0, layout)
@@ -582,25 +597,22 @@ def format_dataset_frames(
     ex_of_row = np.repeat(np.arange(segments.n_examples), lengths)
     if layout.kind == "frame":
         src = segments.rows
-        meta = {"video": frames["video"].to_numpy()[src]}
+        meta = {"video": frames["video"].array.take(src)}
         if not np.all(lengths == 1):
             meta["example"] = ex_of_row
         meta["frame"] = frame_no[src]
         if "timestamp_ms" in frames.columns:
             meta["timestamp_ms"] = frames["timestamp_ms"].to_numpy()[src]
-        label_df = frames[labels].iloc[src].reset_index(drop=True)
+        label_df = take_labels(frames, labels, src)
     else:
         meta = {
-            "video": frames["video"].to_numpy()[first_row],
+            "video": frames["video"].array.take(first_row),
             "example": np.arange(segments.n_examples),
             "start_frame": frame_no[first_row],
             "end_frame": frame_no[last_row],
             "n_frames": lengths,
         }
         label_df = segments.labels.reset_index(drop=True)
-        for c in labels:
-            if c in label_df and isinstance(frames[c].dtype, pd.CategoricalDtype):
-                label_df[c] = pd.Categorical(label_df[c], categories=frames[c].cat.categories)
 
     empty = np.isnan(out).all(axis=1)
     n_empty = int(empty.sum())
@@ -614,20 +626,27 @@ def format_dataset_frames(
         notes.append(f"dropped {n_empty} of {len(out)} {what} whose frames had no person detected (all features NaN)")
         keep = ~empty
         out = out[keep]
-        meta = {k: v[keep] for k, v in meta.items()}
+        meta = {k: v[keep] for k, v in meta.items()}  # numpy arrays and pandas extension arrays alike
         if "example" in meta and layout.kind != "frame":
             meta["example"] = np.arange(int(keep.sum()))
-        label_df = label_df[keep].reset_index(drop=True)
+        label_df = take_labels(label_df, labels, np.flatnonzero(keep))
 
     meta_df = pd.DataFrame(meta)
-    if isinstance(frames["video"].dtype, pd.CategoricalDtype):
-        meta_df["video"] = pd.Categorical(meta_df["video"], categories=frames["video"].cat.categories)
     feat_df = pd.DataFrame(out, columns=spec.columns, copy=False)
     result = pd.concat([meta_df, label_df, feat_df], axis=1)
     # Strings in attrs: pandas deep-copies attrs on many operations, so keep them cheap to copy.
     result.attrs[SPEC_ATTR] = spec.model_dump_json()
     result.attrs[NOTES_ATTR] = tuple(notes)
     return FormatResult(result, spec, notes)
+
+
+def _video_codes(video: pd.Series) -> np.ndarray:
+    """int64 codes of the video column, in the order of its categories (or of first appearance, sorted)."""
+    import pandas as pd
+
+    if isinstance(video.dtype, pd.CategoricalDtype):
+        return video.cat.codes.to_numpy(np.int64)
+    return pd.factorize(video, sort=True)[0].astype(np.int64)
 
 
 def _chunk_bounds(run_bounds: np.ndarray, target: int) -> np.ndarray:

@@ -110,6 +110,15 @@ def csr(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return rows, offsets
 
 
+def take_labels(frames: pd.DataFrame, label_columns: list[str], rows: np.ndarray) -> pd.DataFrame:
+    """The label columns at the given table rows, dtypes kept, with a fresh 0..n-1 index."""
+    import pandas as pd
+
+    # Column by column: indexing a wide table with a list of names costs more than the take itself.
+    return pd.DataFrame({c: frames[c].array.take(rows) for c in label_columns}, index=pd.RangeIndex(len(rows)),
+                        columns=label_columns)
+
+
 def label_codes(column: pd.Series) -> tuple[np.ndarray, Any]:
     """(int64 codes with -1 for no label, categories) of a label column."""
     import pandas as pd
@@ -133,7 +142,7 @@ def example_labels(
 
     n = len(offsets) - 1
     if rule == "last":
-        return frames[label_columns].iloc[rows[offsets[1:] - 1]].reset_index(drop=True)
+        return take_labels(frames, label_columns, rows[offsets[1:] - 1])
     lengths = np.diff(offsets)
     example = np.repeat(np.arange(n, dtype=np.int64), lengths)
     position = np.arange(len(rows), dtype=np.int64)

@@ -232,6 +232,7 @@ def test_chunked_feature_computation_equals_one_pass(registry, monkeypatch):
                     segmentation_window_label="step", stride=3, pool=True)
     whole = format_frames(frames, spec, registry)
     monkeypatch.setattr(formatting, "CHUNK_FRAMES", 30)
+    monkeypatch.setattr(formatting, "BLOCK_FRAMES", 7)
     assert format_frames(frames, spec, registry).equals(whole)
 
 

@@ -26,6 +26,7 @@ from spml_core.segments import (
     example_labels,
     label_codes,
     run_starts,
+    take_labels,
 )
 
 if TYPE_CHECKING:
@@ -129,8 +130,7 @@ class NoSegmentation(_Strategy):
             if len(rows) < n:
                 notes.append(f"left out {n - len(rows)} of {n} frames without a label in every class")
         offsets = np.arange(len(rows) + 1, dtype=np.int64)
-        labels = frames[label_columns].iloc[rows].reset_index(drop=True)
-        return Segments(rows, offsets, labels, notes)
+        return Segments(rows, offsets, take_labels(frames, label_columns, rows), notes)
 
 
 # -- split_on_label / flatten_on_example -------------------------------------------------------------
@@ -308,15 +308,22 @@ class FixedWindows(_Strategy):
         first = np.repeat(run_start, n_win)
         k = np.arange(int(n_win.sum()), dtype=np.int64) - np.repeat(np.cumsum(n_win) - n_win, n_win)
         starts = first + k * s
-        rows, offsets = csr(starts, np.full(len(starts), w))
-        labels = example_labels(frames, label_columns, rows, offsets, self.options.label_rule)
-        has = labels[label].notna().to_numpy()
+        ends = starts + (w - 1)
+        if self.options.label_rule == "last":
+            # Only the last frames decide: test them before building any label table.
+            has = label_codes(frames[label])[0][ends] >= 0
+            labels = take_labels(frames, label_columns, ends[has])
+        else:
+            rows, offsets = csr(starts, np.full(len(starts), w))
+            labels = example_labels(frames, label_columns, rows, offsets, "majority")
+            has = labels[label].notna().to_numpy()
+            labels = take_labels(labels, label_columns, np.flatnonzero(has))
         if not has.all():
             where = "on their last frame" if self.options.label_rule == "last" else "on any frame"
             notes.append(f"left out {int((~has).sum())} of {len(has)} windows without a {label} label {where}")
         starts = starts[has]
         rows, offsets = csr(starts, np.full(len(starts), w))
-        return Segments(rows, offsets, labels[has].reset_index(drop=True), notes)
+        return Segments(rows, offsets, labels, notes)
 
 
 class FlattenIntoColumns(FixedWindows):

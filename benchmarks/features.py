@@ -1,0 +1,311 @@
+"""Benchmark: features and segmentation (spml_core.formatting + spml-segment-window).
+
+1. The example video, the seed README's call: ``flatten_into_columns``, window 10, labelled by
+   weight_transfer_type, angles + distances + normalized, 4 decimals. spml's ``format_frames`` on the
+   per-frame table against StreamPoseML 0.3.1's ``format_dataset`` on its Dataset, each in a warm
+   process (median of runs), and both including the dataset build from their files. Note that
+   StreamPoseML's angles and distances were computed at extraction time and stored in its 19 MB
+   sequence JSON; spml computes them from raw keypoints inside format_frames. Target: >= 20x.
+2. Scale: 1,000 videos x 3,000 frames (3M rows) made from the example by repetition, formatted the
+   same way: rows/s.
+3. Live: LiveFeatureBuffer.push with a 30-frame window and every built-in feature (angles,
+   distances, normalized, velocities), flattened and pooled: time per frame. Target: <= 0.2 ms.
+
+StreamPoseML runs in its own venv (build/spml-ref-venv, created if absent) and reads the sequence
+JSON its own ProcessVideosJob writes (made once, cached under build/).
+Run: .venv/bin/python benchmarks/features.py [--quick] [--videos N] [--skip-reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = (ROOT / ".." / "shared" / "data" / "streamposeml_example").resolve()
+CACHE = ROOT / "build" / "bench-features"
+# benchmarks/dataset.py may already hold StreamPoseML's sequence JSON of the example: reuse it.
+OTHER_SEQUENCES = ROOT / "build" / "bench-dataset" / "ref-sequences"
+REF_VENV = ROOT / "build" / "spml-ref-venv"
+REF_PINS = ["stream_pose_ml==0.3.1", "mediapipe==0.10.21", "numpy==1.24.2", "scipy==1.11.2"]
+SEED_SCHEMA = """annotation_schema:
+  annotations_key: "annotations"
+  annotation_fields:
+    label: label
+    start_frame: metadata.system.frame
+    end_frame: metadata.system.endFrame
+  label_class_mapping:
+    Left Step: step_type
+    Right Step: step_type
+    Successful Weight Transfer: weight_transfer_type
+    Failure Weight Transfer: weight_transfer_type
+"""
+SEED_CALL = dict(pool_frame_data_by_clip=False, decimal_precision=4, include_unlabeled_data=True,
+                 include_angles=True, include_distances=True, include_normalized=True,
+                 segmentation_strategy="flatten_into_columns", segmentation_splitter_label="step_type",
+                 segmentation_window=10, segmentation_window_label="weight_transfer_type")
+
+REF_TIMING = r"""
+import json, sys, time
+import stream_pose_ml.jobs.build_and_format_dataset_job as data_builder
+from stream_pose_ml.blaze_pose.blaze_pose_sequence import BlazePoseSequence
+from stream_pose_ml.serializers.blaze_pose_sequence_serializer import BlazePoseSequenceSerializer
+ann, seq, runs, call = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
+db = data_builder.BuildAndFormatDatasetJob()
+# Its per-frame keypoints as MediaPipeClient hands them to BlazePoseSequence (no neck/mid_hip, no geometry).
+raw = json.load(open(seq + "/example_video.webm_sequence.json"))["frames"].values()
+keys = ("x", "y", "z", "x_normalized", "y_normalized", "z_normalized")
+frames = [{k: f[k] for k in ("sequence_id", "sequence_source", "frame_number", "image_dimensions")}
+          | {"joint_positions": {n: {k: j[k] for k in keys} for n, j in f["joint_positions"].items()
+                                 if n not in ("neck", "mid_hip")}} for f in raw]
+build, fmt, geometry = [], [], []
+for _ in range(runs):
+    t = time.perf_counter()
+    dataset = db.build_dataset_from_data_files(annotations_data_directory=ann, sequence_data_directory=seq, limit=None)
+    t1 = time.perf_counter()
+    rows = db.format_dataset(dataset=dataset, **call)
+    t2 = time.perf_counter()
+    s = BlazePoseSequence(name="example_video.webm", sequence=frames, include_geometry=True)
+    BlazePoseSequenceSerializer().serialize(s.generate_blaze_pose_frames_from_sequence(), key_off_frame_number=True)
+    t3 = time.perf_counter()
+    build.append(t1 - t); fmt.append(t2 - t1); geometry.append(t3 - t2)
+print(json.dumps({"build": build, "format": fmt, "geometry": geometry, "rows": len(rows), "frames": len(frames)}))
+"""
+
+REF_PROCESS = r"""
+import sys
+import stream_pose_ml.jobs.process_videos_job as pv
+pv.ProcessVideosJob().process_videos(
+    src_videos_path=sys.argv[1], output_keypoints_data_path=sys.argv[2], output_sequence_data_path=sys.argv[3],
+    write_keypoints_to_file=False, write_serialized_sequence_to_file=True, limit=None, configuration={},
+    preprocess_video=True, return_output=False)
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- StreamPoseML ------------------------------------------------------------------------------------
+def ref_workdir() -> Path:
+    """A folder holding only the seed schema as config.yml (StreamPoseML looks for it from the cwd up)."""
+    work = CACHE / "ref-work"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "config.yml").write_text(SEED_SCHEMA, encoding="utf-8")
+    return work
+
+
+def ref_python() -> Path:
+    """The reference venv's python, creating the venv with StreamPoseML 0.3.1 if needed."""
+    py = REF_VENV / "bin" / "python"
+    # -P and a neutral cwd: never import spml's own stream_pose_ml facade from this repository.
+    ok = py.exists() and subprocess.run([py, "-P", "-c", "import stream_pose_ml.jobs.build_and_format_dataset_job"],
+                                        capture_output=True, cwd=ref_workdir()).returncode == 0
+    if not ok:
+        log(f"creating {REF_VENV} with {' '.join(REF_PINS)} (a few minutes, once)")
+        if not py.exists():
+            subprocess.run([shutil.which("python3.11") or sys.executable, "-m", "venv", str(REF_VENV)], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *REF_PINS], check=True)
+    return py
+
+
+def ref_sequences(py: Path) -> Path:
+    """StreamPoseML's sequence JSON of the example, from its own ProcessVideosJob (cached)."""
+    name = "example_video.webm_sequence.json"
+    for folder in (CACHE / "ref-sequences", OTHER_SEQUENCES):
+        if (folder / name).is_file():
+            return folder
+    seq_dir = CACHE / "ref-sequences"
+    videos = CACHE / "ref-videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    link = videos / "example_video.webm"
+    if not link.exists():
+        link.symlink_to(EXAMPLE / "example_video.webm")
+    log("running StreamPoseML's ProcessVideosJob on the example video (once; cached)")
+    tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=".ref-sequences-"))
+    subprocess.run([py, "-P", "-c", REF_PROCESS, str(videos), str(CACHE / "ref-keypoints"), str(tmp)],
+                   cwd=ref_workdir(), check=True, stdout=subprocess.DEVNULL)
+    if seq_dir.exists():
+        shutil.rmtree(seq_dir)
+    os.replace(tmp, seq_dir)
+    return seq_dir
+
+
+def time_reference(runs: int, ann: Path) -> dict:
+    py = ref_python()
+    seq = ref_sequences(py)
+    res = subprocess.run([py, "-P", "-c", REF_TIMING, str(ann), str(seq), str(runs), json.dumps(SEED_CALL)],
+                         cwd=ref_workdir(), check=True, capture_output=True, text=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# -- spml ----------------------------------------------------------------------------------------------
+def example_inputs() -> tuple[Path, Path]:
+    """spml keypoints of the example (real MediaPipe, full model; skipped when up to date) and annotations."""
+    from spml_core.pipeline import run_extract
+
+    kp = CACHE / "keypoints"
+    run_extract(EXAMPLE / "example_video.webm", kp, "mediapipe", {"model": "full"}, quiet=True)
+    ann = CACHE / "annotations"
+    ann.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(EXAMPLE / "example_video.json", ann / "example_video.json")
+    return kp, ann
+
+
+def seed_spec():
+    from spml_core.formatting import FeaturePipelineSpec
+
+    return FeaturePipelineSpec.from_options(
+        ["angles", "distances", "normalized"], None, "flatten_into_columns",
+        {"segmentation_window": 10, "segmentation_window_label": "weight_transfer_type"}, 4)
+
+
+def time_spml(kp: Path, ann: Path, runs: int) -> dict:
+    from spml_core.config import AnnotationSchema
+    from spml_core.dataset import build_dataset
+    from spml_core.formatting import format_frames
+    from spml_core.registry import Registry
+
+    registry = Registry().load()
+    spec = seed_spec()
+    build, fmt = [], []
+    out = None
+    for _ in range(runs):
+        t = time.perf_counter()
+        frames, _ = build_dataset(kp, ann, AnnotationSchema(), registry=registry)
+        t1 = time.perf_counter()
+        out = format_frames(frames, spec, registry)
+        fmt.append(time.perf_counter() - t1)
+        build.append(t1 - t)
+    assert out is not None
+    return {"build": build, "format": fmt, "rows": len(out), "columns": out.shape[1], "frames": frames}
+
+
+def time_scale(frames, n_videos: int, n_frames: int) -> dict:
+    """Tile the example's per-frame table into n_videos x n_frames rows and format it once."""
+    import pandas as pd
+
+    from spml_core.formatting import format_dataset_frames
+    from spml_core.registry import Registry
+
+    period = len(frames)
+    reps = -(-n_frames // period)
+    one = pd.concat([frames] * reps, ignore_index=True).iloc[:n_frames].copy()
+    one["frame"] = np.arange(n_frames)
+    one["timestamp_ms"] = np.round(np.arange(n_frames) * 1000 / 29.97)
+    # Build the big table column by column (a concat of 1,000 frames would copy everything twice).
+    cols = {}
+    for c in one.columns:
+        v = one[c]
+        if c == "video":
+            continue
+        if isinstance(v.dtype, pd.CategoricalDtype):
+            cols[c] = pd.Categorical.from_codes(np.tile(v.cat.codes.to_numpy(), n_videos), categories=v.cat.categories)
+        else:
+            cols[c] = np.tile(v.to_numpy(), n_videos)
+    names = [f"video_{i:04d}" for i in range(n_videos)]
+    video = pd.Categorical.from_codes(np.repeat(np.arange(n_videos, dtype=np.int32), n_frames), categories=names)
+    big = pd.DataFrame({"video": video, **cols})
+    del cols, one
+    registry = Registry().load()
+    t = time.perf_counter()
+    result = format_dataset_frames(big, seed_spec(), registry)
+    seconds = time.perf_counter() - t
+    return {"rows_in": len(big), "rows_out": len(result.frame), "columns": result.frame.shape[1], "seconds": seconds,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
+
+
+def time_live(frames, window: int = 30, pushes: int = 3000, repeats: int = 5) -> dict:
+    """Per-frame LiveFeatureBuffer.push time, flattened and pooled, every built-in feature."""
+    from spml_core.formatting import FeaturePipelineSpec, LiveFeatureBuffer
+    from spml_core.skeleton import landmark_columns
+
+    xyzv = frames[landmark_columns()].to_numpy().reshape(-1, 33, 4)
+    feats = ["angles", "distances", "normalized", "velocities"]
+    out = {}
+    for name, strategy, opts in [("flatten", "flatten_into_columns", {}), ("pool", "window", {"pool": True})]:
+        spec = FeaturePipelineSpec.from_options(feats, None, strategy, {"segmentation_window": window, **opts}, 4)
+        buf = LiveFeatureBuffer(spec.resolve(), 1280, 720)
+        per_call = []
+        for _ in range(repeats):
+            for i in range(window):
+                buf.push(xyzv[i % len(xyzv)])
+            samples = np.empty(pushes)
+            for i in range(pushes):
+                frame = xyzv[i % len(xyzv)]
+                t = time.perf_counter()
+                buf.push(frame)
+                samples[i] = time.perf_counter() - t
+            per_call.append(samples)
+        s = np.concatenate(per_call) * 1000
+        out[name] = {"median_ms": float(np.median(s)), "p99_ms": float(np.percentile(s, 99)),
+                     "columns": len(buf.spec.columns), "frame_features": buf.n_features}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7, help="warm runs per tool on the example (median)")
+    ap.add_argument("--videos", type=int, default=1000)
+    ap.add_argument("--frames", type=int, default=3000)
+    ap.add_argument("--quick", action="store_true", help="100 videos instead of 1,000")
+    ap.add_argument("--skip-reference", action="store_true", help="time spml only")
+    args = ap.parse_args()
+    if not (EXAMPLE / "example_video.webm").exists():
+        print(f"benchmarks/features.py: shared example data not found at {EXAMPLE}; skipped")
+        return 0
+    CACHE.mkdir(parents=True, exist_ok=True)
+    kp, ann = example_inputs()
+
+    ours = time_spml(kp, ann, args.runs)
+    o_fmt, o_all = statistics.median(ours["format"]), statistics.median(np.add(ours["build"], ours["format"]))
+    print(f"example ({len(ours['frames'])} frames), flatten_into_columns window 10, angles + distances + normalized "
+          f"-> {ours['rows']} rows x {ours['columns']} columns; warm medians of {args.runs} runs:")
+    if args.skip_reference:
+        print(f"  spml format_frames (features from raw keypoints + windows) {o_fmt * 1000:.1f} ms; "
+              f"build from files + format {o_all * 1000:.1f} ms")
+    else:
+        ref = time_reference(args.runs, ann)
+        r_fmt, r_all = statistics.median(ref["format"]), statistics.median(np.add(ref["build"], ref["format"]))
+        r_geo = statistics.median(ref["geometry"])
+        rows = [
+            ("keypoints -> features -> windowed rows", r_geo + r_fmt, o_fmt,
+             "StreamPoseML: BlazePoseSequence geometry + serialize + format_dataset; spml: format_frames"),
+            ("windowing only (its features precomputed)", r_fmt, o_fmt,
+             "StreamPoseML: format_dataset over its stored angles/distances; spml still computes them"),
+            ("files -> windowed rows", r_all, o_all,
+             "StreamPoseML: 19 MB sequence JSON (features inside); spml: Parquet keypoints"),
+        ]
+        print(f"  {'':44s} {'StreamPoseML':>13s} {'spml':>10s} {'ratio':>8s}")
+        for name, r, o, how in rows:
+            print(f"  {name:44s} {r * 1000:10.1f} ms {o * 1000:7.1f} ms {r / o:7.1f}x   ({how})")
+        print("  target >= 20x")
+
+    n_videos = 100 if args.quick else args.videos
+    scale = time_scale(ours["frames"], n_videos, args.frames)
+    print(f"scale: {n_videos} videos x {args.frames} frames = {scale['rows_in']:,} frames -> "
+          f"{scale['rows_out']:,} rows x {scale['columns']} columns in {scale['seconds']:.1f} s: "
+          f"{scale['rows_in'] / scale['seconds']:,.0f} frames/s, {scale['rows_out'] / scale['seconds']:,.0f} rows/s; "
+          f"peak RSS {scale['peak_rss_gb']:.1f} GB")
+
+    live = time_live(ours["frames"])
+    for name, r in live.items():
+        print(f"live push, 30-frame window, {r['frame_features']} features per frame, {name} "
+              f"({r['columns']} columns): median {r['median_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms per frame "
+              "(target <= 0.2 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
