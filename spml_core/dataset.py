@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 SEQUENCE_SUFFIX = "_sequence.json"
+# JSON files spml writes that are never annotations: sequences, dataset reports and feature specs.
+NOT_ANNOTATIONS = (SEQUENCE_SUFFIX, ".report.json", ".spec.json")
 DATASET_SUFFIXES = (".parquet", ".csv")
 META_COLUMNS = ("video", "frame", "timestamp_ms", "width", "height")
 
@@ -168,13 +170,13 @@ def find_keypoint_files(directory: str | os.PathLike[str], sequences: bool = Tru
 
 
 def find_annotation_files(directory: str | os.PathLike[str]) -> list[Path]:
-    """The annotation files (*.json, recursively, StreamPoseML sequence files excluded), sorted."""
+    """The annotation files (*.json, recursively; sequence files, reports and specs excluded), sorted."""
     directory = Path(directory)
     if not directory.exists():
         raise SpmlError(f"{directory}: annotations folder not found")
     if directory.is_file():
         return [directory]
-    files = [p for p in _visible_files(directory, "*.json") if not p.name.endswith(SEQUENCE_SUFFIX)]
+    files = [p for p in _visible_files(directory, "*.json") if not p.name.endswith(NOT_ANNOTATIONS)]
     if not files:
         raise SpmlError(f"{directory}: no annotation files (*.json) found")
     return files

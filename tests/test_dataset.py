@@ -215,7 +215,8 @@ def test_dataset_round_trips_through_csv_and_parquet(project: Path) -> None:
 # -- the CLI and its bad inputs ----------------------------------------------------------------------
 
 def test_cli_writes_parquet_and_report(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli("--out", "data/ds.parquet") == 0
+    assert run_cli("--out", "annotations/ds.parquet") == 0  # its report lands among the annotations ...
+    assert run_cli("--out", "data/ds.parquet") == 0  # ... and is not read as one
     assert len(pd.read_parquet(project / "data" / "ds.parquet")) == 70
     report = json.loads((project / "data" / "ds.parquet.report.json").read_text())
     assert report["annotations_total"] == 5 and [v["video"] for v in report["videos"]] == ["clip_a", "clip_b"]
