@@ -61,11 +61,12 @@ class Annotation(BaseModel):
         """True when the range is given in seconds rather than frames."""
         return self.start_time is not None
 
-    def describe(self) -> str:
-        """'annotation 3 (Left Step, frames 51-96)' for messages."""
-        rng = (f"{self.start_time:g}-{self.end_time:g} s" if self.in_time
-               else f"frames {self.start_frame}-{self.end_frame}")
-        return f"annotation {self.index} ({self.label!r}, {rng})"
+    @property
+    def range_text(self) -> str:
+        """'frames 51-96' or '1.7-3.2 s', for messages and reports."""
+        if self.in_time:
+            return f"{self.start_time:g}-{self.end_time:g} s"
+        return f"frames {self.start_frame}-{self.end_frame}"
 
 
 class VideoAnnotations(BaseModel):
@@ -335,8 +336,7 @@ def align_annotations(
     lo, hi, clipped, outside = row_ranges(known, frame_index, timestamps_ms)
     for a, c, o in zip(known, clipped, outside, strict=True):
         if c or o:
-            rng = f"{a.start_time:g}-{a.end_time:g} s" if a.in_time else f"frames {a.start_frame}-{a.end_frame}"
-            report.outside.append(OutsideRange(annotation=a.index, label=a.label, range=rng,
+            report.outside.append(OutsideRange(annotation=a.index, label=a.label, range=a.range_text,
                                                kind="outside" if o else "clipped"))
     if report.outside and strict:
         last = f"frame {frame_index[-1]} ({timestamps_ms[-1] / 1000:.3f} s)" if n else "no frames"

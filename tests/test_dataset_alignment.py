@@ -217,3 +217,15 @@ def test_nominal_fps_timestamps_rounded_to_ms_still_align() -> None:
 def test_frame_indices_must_increase() -> None:
     with pytest.raises(SpmlError, match="clip.json: keypoint frame indices are not increasing"):
         align_annotations(_video(_frames([("R", 0, 1)])), np.array([0, 2, 1]), np.zeros(3), _schema())
+
+
+def test_times_past_the_last_frame_are_clipped_or_outside() -> None:
+    ts = np.arange(10) * 100.0  # frames at 0..900 ms; the video ends half a frame later, at 950 ms
+    anns = [Annotation(label="R", cls="step", start_time=0.8, end_time=0.94, index=0),
+            Annotation(label="L", cls="step", start_time=0.85, end_time=1.2, index=1),
+            Annotation(label="S", cls="transfer", start_time=1.0, end_time=1.5, index=2)]
+    codes, report = align_annotations(_video(anns), np.arange(10), ts, _schema())
+    assert [(o.annotation, o.kind, o.range) for o in report.outside] == [
+        (1, "clipped", "0.85-1.2 s"), (2, "outside", "1-1.5 s")]
+    assert _decode(codes, _schema())["step"][7:] == [None, "R", "L"]
+    assert report.labeled_frames["transfer"] == 0 and report.annotations_used == 2
