@@ -257,3 +257,26 @@ def validate_components(cfg: Config, registry: Any, source: str = "config.yml") 
             validate_options(cls, ref.options, f"{where}.options")
         except ConfigError as exc:
             raise ConfigError("\n".join(f"{source}: {line}" for line in str(exc).splitlines())) from None
+    if p.dataset:
+        _validate_features(p.dataset, registry, source)
+
+
+def _validate_features(stage: DatasetStage, registry: Any, source: str) -> None:
+    """pipeline.dataset.features name installed feature extractors; feature_options fit them."""
+    from spml_core.formatting_cli import DEFAULT_FEATURES
+
+    names = stage.features or list(DEFAULT_FEATURES)
+    for i, name in enumerate(stage.features):
+        try:
+            registry.get("feature_extractor", name)
+        except Exception as exc:
+            raise ConfigError(f"{source}: pipeline.dataset.features.{i}: {exc}") from None
+    for name, options in stage.feature_options.items():
+        if name not in names:
+            raise ConfigError(f"{source}: pipeline.dataset.feature_options.{name}: not among the features "
+                              f"({', '.join(names)})")
+        try:
+            validate_options(registry.get("feature_extractor", name), options,
+                             f"pipeline.dataset.feature_options.{name}")
+        except ConfigError as exc:
+            raise ConfigError("\n".join(f"{source}: {line}" for line in str(exc).splitlines())) from None

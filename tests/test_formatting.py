@@ -271,3 +271,26 @@ def test_unsorted_input_is_sorted_by_video_and_frame(registry):
     a, b = format_frames(frames, spec, registry), format_frames(shuffled, spec, registry)
     assert a.equals(b)
     assert a["frame"].tolist() == list(range(12)) * 2
+
+
+def test_config_names_the_bad_feature_before_anything_runs(tmp_path):
+    from spml_core.pipeline import run_config
+
+    base = "pipeline:\n  dataset:\n    keypoints: kp\n    annotations: ann\n    out: ds.parquet\n"
+    cases = {
+        "    features: [angles, speed]\n": "pipeline.dataset.features.1: unknown feature extractor 'speed'",
+        "    feature_options: {distances: {mode: 4d}}\n":
+            "pipeline.dataset.feature_options.distances.mode: Input should be '2d', '3d' or 'both'",
+        "    features: [angles]\n    feature_options: {normalized: {}}\n":
+            "pipeline.dataset.feature_options.normalized: not among the features (angles)",
+        "    segmentation: {use: window, options: {segmentation_windows: 3}}\n":
+            "pipeline.dataset.segmentation.options.segmentation_windows: unknown option (valid: pool, "
+            "segmentation_window, segmentation_window_label, stride, label_rule)",
+    }
+    for extra, message in cases.items():
+        cfg = tmp_path / "config.yml"
+        cfg.write_text(base + extra)
+        with pytest.raises(ConfigError) as err:
+            run_config(cfg)
+        assert f"{cfg}: {message}" in str(err.value)
+    assert not (tmp_path / "ds.parquet").exists()

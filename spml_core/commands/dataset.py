@@ -42,8 +42,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def add_formatting_arguments(p: argparse.ArgumentParser) -> None:
-    """Feature and segmentation options (defined in spml_core.formatting)."""
-    from spml_core.formatting import add_cli_arguments
+    """Feature and segmentation options (defined in spml_core.formatting_cli)."""
+    from spml_core.formatting_cli import add_cli_arguments
 
     add_cli_arguments(p)
 
@@ -60,7 +60,8 @@ def load_schema(config: Path | None) -> tuple[Any, Path | None]:
 
 def formatting_for(args: argparse.Namespace) -> Any:
     """A DataFrame -> DataFrame formatting step from the formatting options, or None."""
-    from spml_core.formatting import formatting_step, spec_from_args
+    from spml_core.formatting import formatting_step
+    from spml_core.formatting_cli import spec_from_args
 
     spec = spec_from_args(args)
     return None if spec is None else formatting_step(spec, quiet=args.quiet)
