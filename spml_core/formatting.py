@@ -219,6 +219,15 @@ class FeaturePipelineSpec(BaseModel):
 class _Runtime:
     extractors: list[Any]
     segmenter: ExampleSegmenter | None
+    _index: Any = None
+
+    def columns_index(self, columns: list[str]) -> Any:
+        """A pandas Index of the output columns, built once (thousands of names for flattened rows)."""
+        import pandas as pd
+
+        if self._index is None or len(self._index) != len(columns):
+            self._index = pd.Index(columns)
+        return self._index
 
 
 def _column_mismatch(expected: list[str], found: list[str]) -> str:
@@ -500,14 +509,18 @@ def infer_label_columns(frames: pd.DataFrame) -> list[str]:
     """Class columns of a per-frame table: the text or categorical columns other than the metadata."""
     import pandas as pd
 
-    skip = set(FRAME_META) | set(landmark_columns()) | set(landmark_columns(world=True))
+    skip = _NOT_LABELS
     out = []
-    for name, dtype in frames.dtypes.items():
+    for name in frames.columns:
         if name in skip:
             continue
+        dtype = frames[name].dtype
         if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype) or dtype == object:
             out.append(str(name))
     return out
+
+
+_NOT_LABELS = frozenset(FRAME_META) | frozenset(landmark_columns()) | frozenset(landmark_columns(world=True))
 
 
 def _check_table(frames: pd.DataFrame) -> None:
@@ -631,7 +644,7 @@ def format_dataset_frames(
         label_df = take_labels(label_df, labels, np.flatnonzero(keep))
 
     meta_df = pd.DataFrame(meta)
-    feat_df = pd.DataFrame(out, columns=spec.columns, copy=False)
+    feat_df = pd.DataFrame(out, columns=runtime.columns_index(spec.columns), copy=False)
     result = pd.concat([meta_df, label_df, feat_df], axis=1)
     # Strings in attrs: pandas deep-copies attrs on many operations, so keep them cheap to copy.
     result.attrs[SPEC_ATTR] = spec.model_dump_json()
