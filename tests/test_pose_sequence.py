@@ -97,3 +97,14 @@ def test_derived_joints_are_midpoints() -> None:
     ext = with_derived_joints(pts)
     assert ext.shape == (1, 35, 2)
     np.testing.assert_allclose(ext[0, 33], (0.4, 0.4))
+
+
+def test_atomic_outputs_get_the_normal_file_mode(tmp_path: Path) -> None:
+    import os
+
+    from spml_core.atomic import write_text_atomic
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    target = write_text_atomic(tmp_path / "out.txt", "x")
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
