@@ -79,9 +79,11 @@ def run_extract(
     for r in results:
         if r.status == "skipped" and not quiet:
             print(_describe(r))
+    failed = [r for r in results if r.status == "failed"]
+    if failed and not quiet:  # repeated here, next to the summary, so they are not lost in the scroll
+        print("failed videos:", *(_describe(r) for r in failed), sep="\n", file=sys.stderr)
     if json_summary:
         print(json.dumps([_as_json(r) for r in results], indent=2))
-    failed = [r for r in results if r.status == "failed"]
     if not quiet:
         done = sum(r.status == "written" for r in results)
         skipped = sum(r.status == "skipped" for r in results)
@@ -118,7 +120,8 @@ def _extract_with_retries(
             if final:
                 results.append(result)
             if not quiet:
-                bar.write(_describe(result) + ("" if final else f" (attempt {attempt}; retrying)"))
+                bar.write(_describe(result) if final else
+                          f"  {job.video}: failed on attempt {attempt} of {retries + 1}, retrying: {result.message}")
     return results
 
 
@@ -152,8 +155,8 @@ def _describe(r: ExtractResult) -> str:
                 f"{fps:.1f} frames/s -> {r.out}{note}")
     if r.status == "skipped":
         return f"  {r.video.name}: up to date ({r.out})"
-    tries = f" after {r.attempts} attempts" if r.attempts > 1 else ""
-    return f"  {r.video}: FAILED{tries}: {r.message}"
+    tries = f" (after {r.attempts} attempts)" if r.attempts > 1 else ""
+    return f"  {r.video}: FAILED: {r.message}{tries}"
 
 
 def _as_json(r: ExtractResult) -> dict[str, Any]:

@@ -100,6 +100,7 @@ class DaskExecutor(Executor):
         run_id = uuid.uuid4().hex[:12]
         topic = f"spml-progress-{run_id}"
         with self.client(len(items)) as client:
+            _check_workers_can_import(client, [_module_of(fn), _module_of(items[0]), __name__])
             if on_progress is not None:
                 client.subscribe_topic(topic, lambda event: on_progress(int(event[1])))
             futures = {
@@ -128,6 +129,44 @@ class DaskExecutor(Executor):
                 if on_progress is not None:
                     with contextlib.suppress(Exception):
                         client.unsubscribe_topic(topic)
+
+
+def _module_of(obj: Any) -> str:
+    return getattr(obj, "__module__", None) or type(obj).__module__
+
+
+def _missing_modules(names: list[str]) -> list[str]:
+    """On a worker: the modules of `names` it cannot import."""
+    import importlib.util
+
+    missing = []
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def _check_workers_can_import(client: Any, modules: list[str]) -> None:
+    # A worker that cannot unpickle a task crashes its scheduler connection and the run would
+    # wait forever (dask 2026.8), so ask every worker first. Functions of __main__ travel by value.
+    names = sorted({m for m in modules if m not in ("__main__", "builtins")})
+    try:
+        report = client.run(_missing_modules, names)
+    except Exception as exc:
+        raise SpmlError(
+            f"dask workers of {client.scheduler.address} cannot run spml tasks ({type(exc).__name__}: {exc}); "
+            "install spml-core, spml-executor-dask and the plugins you use on every worker"
+        ) from None
+    for worker, missing in sorted(report.items()):
+        if missing:
+            raise SpmlError(
+                f"dask worker {worker} cannot import {', '.join(missing)}: install spml-core, "
+                "spml-executor-dask and the plugins you use (same versions) in every worker's environment"
+            )
 
 
 class _EventProgress:
