@@ -23,6 +23,8 @@ from spml_core.registry import Registry
 from spml_core.skeleton import POSE_CONNECTIONS
 from spml_web import __version__
 from spml_web.catalog import CatalogError, ModelCatalog
+from spml_web.limits import limit_websocket_messages
+from spml_web.packets import MALFORMED_EVENT, TolerantPacket
 from spml_web.protocol import ProtocolError, parse_frame, parse_keypoints, parse_select
 from spml_web.sessions import LiveSession, SessionStore
 from spml_web.settings import WebConfig, as_config
@@ -101,7 +103,9 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
         ping_timeout=cfg.ping_timeout,
         logger=False,
         engineio_logger=False,
+        serializer=TolerantPacket,
     )
+    limit_websocket_messages(socketio.server.eio, cfg.max_message_bytes)
     catalog = ModelCatalog(cfg.models_dir, cfg.model, registry=registry)
     app.extensions["spml"] = WebState(cfg, registry, catalog, SessionStore(), socketio)
     if cfg.model is not None:
@@ -333,6 +337,12 @@ def _register_socket(socketio: SocketIO) -> None:
         if result is not None:
             result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
             emit("prediction", result)
+
+    @socketio.on(MALFORMED_EVENT)
+    @_guarded(MALFORMED_EVENT)
+    def on_malformed(session: LiveSession, payload: Any = None) -> None:
+        message = payload.get("message") if isinstance(payload, dict) else None
+        raise ProtocolError(str(message or "malformed Socket.IO message"), code="malformed")
 
     @socketio.on("health_ping")
     @_guarded("health_ping")

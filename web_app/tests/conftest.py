@@ -1,0 +1,134 @@
+"""Fixtures for the web app's tests: the example video's real keypoints and real trained bundles.
+
+The bundles are trained once per session with spml's own training code on the example video
+and its annotations (read from ../shared/data, never copied into the repository).
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = (REPO / ".." / "shared" / "data" / "streamposeml_example").resolve()
+
+
+@pytest.fixture(scope="session")
+def example_video() -> Path:
+    """The example video (1280x720, 382 frames); skips when the shared data is absent."""
+    video = EXAMPLE / "example_video.webm"
+    if not video.exists():
+        pytest.skip(f"shared test data not found at {EXAMPLE} (clone the project with ../shared beside it)")
+    return video
+
+
+@pytest.fixture(scope="session")
+def example_keypoints_path(example_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keypoints of the example video, extracted once with the real MediaPipe lite model."""
+    from spml_core.pipeline import run_extract
+
+    out = tmp_path_factory.mktemp("web_keypoints")
+    results = run_extract(example_video, out, "mediapipe", {"model": "lite"}, quiet=True)
+    assert [r.status for r in results] == ["written"], [r.message for r in results]
+    return out / "example_video.parquet"
+
+
+@pytest.fixture(scope="session")
+def example_keypoints(example_keypoints_path: Path) -> Any:
+    """The example video's PoseSequence (lite model)."""
+    from spml_core.pose import load_keypoints
+
+    return load_keypoints(example_keypoints_path)
+
+
+@pytest.fixture(scope="session")
+def example_dataset(example_keypoints_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example video's labelled frame table (spml's dataset builder, the seed annotation schema)."""
+    from spml_core.config import AnnotationSchema
+    from spml_core.dataset import build_dataset, write_dataset
+
+    frames, _report = build_dataset(example_keypoints_path.parent, EXAMPLE, AnnotationSchema())
+    return write_dataset(frames, tmp_path_factory.mktemp("web_dataset") / "example.parquet")
+
+
+def train_bundle(dataset: Path, out: Path, target: str, window: int) -> Path:
+    """Train a small real XGBoost bundle with spml's training code; returns its folder."""
+    from spml_core.training import train
+
+    options = {"n_estimators": 20, "early_stopping_rounds": None}
+    result = train(dataset, target, out, "xgboost", options, window=window, n_splits=2, quiet=True)
+    return result.bundle
+
+
+@pytest.fixture(scope="session")
+def bundles(example_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two real bundles with different targets and windows: 'steps' (window 10) and 'transfer' (window 5)."""
+    root = tmp_path_factory.mktemp("web_bundles")
+    return {
+        "steps": train_bundle(example_dataset, root / "steps", "step_type", 10),
+        "transfer": train_bundle(example_dataset, root / "transfer", "weight_transfer_type", 5),
+    }
+
+
+@pytest.fixture()
+def models_dir(bundles: dict[str, Path], tmp_path: Path) -> Path:
+    """A fresh models folder holding copies of both bundles (uploads in a test don't leak)."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name, path in bundles.items():
+        shutil.copytree(path, folder / name)
+    return folder
+
+
+@pytest.fixture()
+def make_app(models_dir: Path) -> Any:
+    """Factory: a web app over the test models folder, with settings overrides."""
+    from spml_web import create_app
+
+    def make(**overrides: Any) -> Any:
+        config: dict[str, Any] = {"models_dir": models_dir, **overrides}
+        return create_app(config)
+
+    return make
+
+
+def _zip_dir(folder: Path, dest: Path, extra: dict[str, bytes] | None = None) -> Path:
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(folder).as_posix())
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return dest
+
+
+def _keypoint_messages(seq: Any, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+    out = []
+    stop = seq.n_frames if stop is None else stop
+    for i in range(start, stop):
+        xyzv = seq.xyzv[i]
+        out.append({
+            "frame": int(seq.frame_index[i]),
+            "t_ms": float(seq.timestamps_ms[i]),
+            "landmarks": None if np.isnan(xyzv).all() else xyzv.tolist(),
+            "width": seq.width,
+            "height": seq.height,
+        })
+    return out
+
+
+@pytest.fixture(scope="session")
+def zip_dir() -> Any:
+    """zip_dir(folder, dest, extra={name: bytes}): zip a folder's files at the archive root, plus extra members."""
+    return _zip_dir
+
+
+@pytest.fixture(scope="session")
+def keypoint_messages() -> Any:
+    """keypoint_messages(seq, start, stop): the keypoints payloads a browser would send for those frames."""
+    return _keypoint_messages
