@@ -123,6 +123,26 @@ def _looks_like_pickle(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
+def _is_safetensors(path: Path, head: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then that many bytes of JSON object.
+
+    Its length prefix can begin with the bytes of a pickle protocol marker, so it is recognised first.
+    """
+    if len(head) < 8:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    size = path.stat().st_size
+    if not 2 <= n <= min(size - 8, 100 << 20):
+        return False
+    with open(path, "rb") as fh:
+        fh.seek(8)
+        header = fh.read(n)
+    try:
+        return header[:1] == b"{" and isinstance(json.loads(header), dict)
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
 def _zip_holds_pickle(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as zf:
@@ -152,8 +172,8 @@ def check_no_pickles(root: Path) -> None:
                     "(they can run arbitrary code). Re-train with `spml train` to get a safe bundle"
                 )
             with open(p, "rb") as fh:
-                head = fh.read(4)
-            if _looks_like_pickle(head):
+                head = fh.read(8)
+            if _looks_like_pickle(head) and not _is_safetensors(p, head):
                 raise BundleError(f"{root}: {rel} is a pickle (by its content); spml never loads pickles")
             if head[:2] == b"PK" and (inner := _zip_holds_pickle(p)):
                 raise BundleError(f"{root}: {rel} is an archive holding a pickle ({inner}); refusing to load it")

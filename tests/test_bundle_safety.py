@@ -232,3 +232,21 @@ def test_no_code_path_unpickles() -> None:
     # The pattern itself catches what it should.
     assert UNSAFE.search("obj = pickle.load(fh)") and UNSAFE.search("joblib.load(p)")
     assert UNSAFE.search("torch.load(path)") and not UNSAFE.search("torch.load(path, weights_only=True)")
+
+
+def test_safetensors_whose_length_prefix_looks_like_a_pickle_marker_is_accepted(tmp_path) -> None:
+    from safetensors.numpy import save_file
+
+    from spml_core.bundle import check_no_pickles
+
+    # The header length is little-endian: 0x0480 starts with the bytes 0x80 0x04, like a protocol-4 pickle.
+    for pad in range(2000):
+        save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / "w.safetensors"), metadata={"pad": "x" * pad})
+        if (tmp_path / "w.safetensors").read_bytes()[:2] == b"\x80\x04":
+            break
+    else:
+        pytest.fail("no header length with the pickle marker bytes found")
+    check_no_pickles(tmp_path)
+    (tmp_path / "w.safetensors").write_bytes(b"\x80\x04" + pickle.dumps([1, 2, 3])[2:])
+    with pytest.raises(BundleError, match="is a pickle"):
+        check_no_pickles(tmp_path)
