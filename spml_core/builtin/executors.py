@@ -55,7 +55,11 @@ class LocalExecutor(Executor):
         if workers == 1:
             # In-process: no worker start-up cost, same code path as a worker.
             for item in items:
-                yield item, fn(item, on_progress)
+                try:
+                    result = fn(item, on_progress)
+                except Exception as exc:  # same contract as the pool: the failure is the result
+                    result = exc
+                yield item, result
             return
         # spawn, not fork: native libraries (MediaPipe, torch) are not fork-safe, and it is the
         # default on macOS and Windows, so every platform runs the same way.
