@@ -222,7 +222,8 @@ function onPose(frame, tMs, landmarks) {
     $("pose-fps").textContent = fps.toFixed(1);
   }
   drawPose(overlay, video, landmarks, config.connections);
-  if (!socket.connected) return;
+  // Without a model the server would only answer with errors: the overlay is enough.
+  if (!socket.connected || !state.model) return;
   sentAt.set(frame, performance.now());
   if (sentAt.size > 300) sentAt.delete(sentAt.keys().next().value);
   socket.emit("keypoints", {

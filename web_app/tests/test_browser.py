@@ -1,0 +1,193 @@
+"""End to end in real headless Chromium (Debian's chromium driven by Playwright, never a downloaded
+browser): the example video is the fake camera; pose runs in the page's worker (or on the server),
+the overlay draws, predictions arrive, and nothing is fetched from anywhere but this server.
+A screenshot is saved to build/test-artifacts/web_e2e.png.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+# MediaPipe's wasm logs its start-up (INFO:/I1125/W1125 lines) through console.error: not errors.
+MEDIAPIPE_LOG = re.compile(r"^(INFO: |[IW]\d{4} )")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+]
+
+
+def _requirements() -> str | None:
+    from spml_web.vendor import vendor_status
+
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} not found (scripts/install-system-deps.sh installs Debian's chromium)"
+    if shutil.which("ffmpeg") is None:
+        return "ffmpeg not found (scripts/install-system-deps.sh installs it)"
+    if not vendor_status()["complete"]:
+        return "page assets missing: make setup runs npm ci and python -m spml_web.vendor"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e 'web_app[test]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def fake_camera(example_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example video as an MJPEG file at 640x360, 30 fps: Chromium's fake camera plays it in a loop."""
+    reason = _requirements()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path_factory.mktemp("camera") / "example_640x360.mjpeg"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(example_video), "-vf", "scale=640:360",
+                    "-r", "30", "-q:v", "5", "-f", "mjpeg", str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def live(bundles: dict[str, Path], fake_camera: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """(server, browser): the app on 127.0.0.1 with both bundles ('steps' preselected) and Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    from spml_web import create_app
+    from spml_web.server import BackgroundServer
+
+    models = tmp_path_factory.mktemp("browser_models")
+    for name, path in bundles.items():
+        shutil.copytree(path, models / name)
+    app = create_app({"models_dir": models, "model": models / "steps"})
+    with BackgroundServer(app) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fake_camera}"])
+        try:
+            yield server, browser
+        finally:
+            browser.close()
+
+
+class Page:
+    """A page of the app, recording console errors and any request that leaves the server."""
+
+    def __init__(self, server: Any, browser: Any) -> None:
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.foreign: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", self._request)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.server = server
+        self.page.goto(server.url)
+
+    def _request(self, request: Any) -> None:
+        if not request.url.startswith((self.server.url + "/", "blob:", "data:")):
+            self.foreign.append(request.url)
+
+    def state(self) -> dict[str, Any]:
+        return self.page.evaluate("() => ({...window.spml})")
+
+    def wait(self, predicate: str, timeout_s: float = 60) -> None:
+        # A function (not a string) so the page's CSP, which forbids eval, allows it.
+        self.page.wait_for_function(f"() => window.spml && ({predicate})", timeout=timeout_s * 1000)
+
+    def overlay_pixels(self) -> int:
+        return self.page.evaluate(
+            """() => { const c = document.getElementById('overlay');
+                       if (!c.width) return 0;
+                       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                       let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
+        )
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def test_camera_pose_in_a_worker_overlay_and_predictions(live: Any) -> None:
+    server, browser = live
+    page = Page(server, browser)
+    try:
+        page.wait("window.spml.workerReady")
+        page.page.click("#start-camera")
+        page.wait("window.spml.predictions >= 30 && window.spml.posesWithPerson >= 30")
+        state = page.state()
+        assert state["connected"] and state["transport"] == "websocket"
+        assert state["model"] == "steps"
+        last = state["lastPrediction"]
+        assert last["model"] == "steps" and set(last["probabilities"]) == {"Left Step", "Right Step"}
+        assert page.page.inner_text("#label") in ("Left Step", "Right Step")
+        assert page.overlay_pixels() > 500  # the skeleton is drawn over the video
+        assert float(page.page.inner_text("#rtt")) > 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.page.screenshot(path=str(ARTIFACTS / "web_e2e.png"))
+        assert page.foreign == [], page.foreign  # no CDN, no model download: everything from the app
+        assert state["errors"] == []
+        assert not [e for e in page.errors if not MEDIAPIPE_LOG.match(e)], page.errors
+    finally:
+        page.close()
+
+
+def test_server_side_pose_fallback(live: Any) -> None:
+    server, browser = live
+    page = Page(server, browser)
+    try:
+        page.page.select_option("#pose-mode", "server")
+        page.page.click("#start-camera")
+        page.wait("window.spml.predictions >= 10 && window.spml.posesWithPerson >= 10")
+        assert page.overlay_pixels() > 500
+        assert page.state()["lastPrediction"]["latency_ms"] > 1  # it ran pose on the server
+        assert page.foreign == []
+    finally:
+        page.close()
+
+
+def test_replay_a_video_file_and_switch_models(live: Any, example_video: Path, bundles: dict[str, Path]) -> None:
+    server, browser = live
+    page = Page(server, browser)
+    try:
+        page.wait("window.spml.workerReady")
+        page.page.select_option("#model-select", "transfer")
+        page.wait("window.spml.model === 'transfer'")
+        page.page.set_input_files("#replay-file", str(example_video))
+        page.wait("window.spml.source === 'replay' && window.spml.predictions >= 10")
+        last = page.state()["lastPrediction"]
+        assert last["model"] == "transfer" and last["window"] == 5
+        assert set(last["probabilities"]) == {"Failure Weight Transfer", "Successful Weight Transfer"}
+        assert page.overlay_pixels() > 500
+    finally:
+        page.close()
+
+
+def test_upload_a_bundle_from_the_page(live: Any, bundles: dict[str, Path], tmp_path: Path) -> None:
+    server, browser = live
+    archive = tmp_path / "uploaded-steps.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(bundles["steps"].rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(bundles["steps"]).as_posix())
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(io.BytesIO(b"not a zip").getvalue())
+    page = Page(server, browser)
+    try:
+        page.wait("window.spml.connected")
+        page.page.set_input_files("#upload-file", str(broken))
+        page.page.click("#upload-form button")
+        page.page.wait_for_selector("#log li.error >> text=upload refused")
+        page.page.set_input_files("#upload-file", str(archive))
+        page.page.click("#upload-form button")
+        page.wait("window.spml.model === 'uploaded-steps'")
+        options = page.page.eval_on_selector_all("#model-select option", "els => els.map(e => e.value)")
+        assert "uploaded-steps" in options
+    finally:
+        page.close()
