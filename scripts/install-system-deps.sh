@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install the Debian packages spml's web app set-up and browser tests need (npm, chromium, ffmpeg),
+# Install the Debian packages spml's web app set-up and tests need (npm, chromium, ffmpeg, redis-server),
 # only when missing.
 # As root it runs apt-get; otherwise it prints the command for an administrator and exits 0,
 # so `make setup` still works (the browser tests then skip with a clear reason).
@@ -9,6 +9,8 @@ missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
+# redis-server: the message queue that lets several `spml serve` processes share rooms (scale-out tests).
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 
 if [ -z "$missing" ]; then
     exit 0
