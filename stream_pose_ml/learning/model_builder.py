@@ -216,7 +216,7 @@ class ModelBuilder:
         self.groups_train = g_train
         self.X_test = self.X.iloc[test_idx].reset_index(drop=True)
         self.y_test = self.y.iloc[test_idx].reset_index(drop=True)
-        self.test_index = test_idx
+        self.train_index, self.test_index = train_idx, test_idx
         print(f"ModelBuilder: {self.split_note}; {len(self.X_train)} train / {len(self.X_test)} test rows")
 
     # -- training ----------------------------------------------------------------------------------
