@@ -524,9 +524,9 @@ _NOT_LABELS = frozenset(FRAME_META) | frozenset(landmark_columns()) | frozenset(
 
 
 def _check_table(frames: pd.DataFrame) -> None:
-    missing = [c for c in ("video", "frame", "width", "height") if c not in frames.columns]
-    lm = landmark_columns()
-    missing_lm = [c for c in lm if c not in frames.columns]
+    have = set(frames.columns)
+    missing = [c for c in ("video", "frame", "width", "height") if c not in have]
+    missing_lm = [c for c in landmark_columns() if c not in have]
     if missing or missing_lm:
         listed = missing + missing_lm[:4] + (["..."] if len(missing_lm) > 4 else [])
         raise SpmlError(
@@ -548,8 +548,15 @@ def format_dataset_frames(
     unknown = [c for c in labels if c not in frames.columns]
     if unknown:
         raise SpmlError(f"label column(s) {', '.join(unknown)} not in the table (columns: {', '.join(frames.columns[:8])} ...)")
-    spec = spec.resolve(registry, labels)
     runtime = spec._runtime
+    if spec.is_resolved and runtime is not None and runtime.segmenter is not None:
+        # Resolved already (the CLI resolves up front to fail fast): reuse its components.
+        if list(spec.label_columns) != labels:
+            spec = spec.model_copy(update={"label_columns": labels})
+            spec._runtime = runtime
+    else:
+        spec = spec.resolve(registry, labels)
+        runtime = spec._runtime
     if len(frames) == 0:
         raise SpmlError("the per-frame table is empty: nothing to format")
     # Sort by video then frame (stable) so windows and runs are contiguous row ranges.
@@ -576,8 +583,7 @@ def format_dataset_frames(
     starts = run_starts(vcodes, frame_no)
     width = frames["width"].to_numpy(np.int64)
     height = frames["height"].to_numpy(np.int64)
-    lm_pos = frames.columns.get_indexer(landmark_columns())
-    lm_slice = slice(int(lm_pos[0]), int(lm_pos[-1]) + 1) if (np.diff(lm_pos) == 1).all() else lm_pos
+    landmarks = _landmark_array(frames)
     n_cols = len(spec.columns)
     lengths = segments.lengths
     out_rows = len(segments.rows) if layout.kind == "frame" else segments.n_examples
@@ -594,7 +600,7 @@ def format_dataset_frames(
             ex_end = int(np.searchsorted(first_row, r1, side="left"))
             if np.any(last_row[ex_start:ex_end] >= r1):
                 raise SpmlError(f"strategy '{strategy}' made an example that crosses a video boundary or gap")
-            xyzv = frames.iloc[r0:r1, lm_slice].to_numpy(np.float64).reshape(r1 - r0, N_LANDMARKS, 4)
+            xyzv = np.ascontiguousarray(landmarks[r0:r1], dtype=np.float64).reshape(r1 - r0, N_LANDMARKS, 4)
             feats = _chunk_features(runtime.extractors, xyzv, width[r0:r1], height[r0:r1],
                                     starts[(starts >= r0) & (starts < r1)] - r0)
             block = _rows_for(segments, ex_start, ex_end, feats, r0, layout)
@@ -650,6 +656,15 @@ def format_dataset_frames(
     result.attrs[SPEC_ATTR] = spec.model_dump_json()
     result.attrs[NOTES_ATTR] = tuple(notes)
     return FormatResult(result, spec, notes)
+
+
+def _landmark_array(frames: pd.DataFrame) -> np.ndarray:
+    """(rows, 132) landmark values; a view of the table's block when the columns are adjacent (no copy)."""
+    where = {c: i for i, c in enumerate(frames.columns)}
+    pos = np.array([where[c] for c in landmark_columns()])
+    if (np.diff(pos) == 1).all():
+        return frames.iloc[:, int(pos[0]):int(pos[-1]) + 1].to_numpy()
+    return frames.iloc[:, pos].to_numpy()
 
 
 def _video_codes(video: pd.Series) -> np.ndarray:
