@@ -32,6 +32,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="extra origin allowed to connect (repeatable); by default only the page's own origin")
     p.add_argument("--max-upload-mb", type=float, default=64.0, help="largest bundle upload in MiB (default 64)")
+    p.add_argument("--message-queue", metavar="redis://HOST:PORT/DB",
+                   help="share Socket.IO rooms and broadcasts with other spml serve processes through Redis "
+                        "(run them behind a load balancer with sticky sessions; see docs/scale-out.md)")
+    p.add_argument("--message-queue-channel", default="spml", metavar="NAME",
+                   help="Redis channel of this deployment (default spml)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every HTTP request")
     return p
 
@@ -67,7 +72,14 @@ def run(args: argparse.Namespace) -> int:
         "decision_frames": args.decision_frames,
         "cors_allowed_origins": args.cors_origin,
         "max_upload_bytes": int(args.max_upload_mb * (1 << 20)),
+        "message_queue": args.message_queue,
+        "message_queue_channel": args.message_queue_channel,
     }
     app = create_app(config, registry=registry)
+    if args.message_queue:
+        from spml_web.message_queue import redact
+
+        print(f"spml serve: sharing rooms and broadcasts through {redact(args.message_queue)} "
+              f"(channel {args.message_queue_channel})", flush=True)
     serve_forever(app, args.host, args.port)
     return 0

@@ -91,9 +91,17 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
         MAX_CONTENT_LENGTH=cfg.max_upload_bytes + 64 * 1024,  # the multipart envelope around the zip
         JSON_SORT_KEYS=False,
     )
+    if cfg.message_queue:
+        from spml_web.message_queue import check_message_queue
+
+        check_message_queue(cfg.message_queue)
     socketio = SocketIO(
         app,
         async_mode="threading",
+        # With a Redis message queue, emits to rooms and broadcasts (e.g. "models" after an upload)
+        # reach the clients of every app process; each connection's session stays in its process.
+        message_queue=cfg.message_queue,
+        channel=cfg.message_queue_channel,
         # Events of one connection are handled in order on its own thread: a window must see
         # frames in order, and a slow client only delays itself.
         async_handlers=False,

@@ -45,6 +45,13 @@ class WebConfig(BaseModel):
     cors_allowed_origins: list[str] | None = Field(
         default=None, description="Extra origins allowed to open a Socket.IO connection; None means same origin only"
     )
+    message_queue: str | None = Field(
+        default=None,
+        description="Redis URL (redis://HOST:PORT/DB) through which several app processes share rooms and broadcasts",
+    )
+    message_queue_channel: str = Field(
+        default="spml", min_length=1, description="Redis pub/sub channel; one per deployment sharing a Redis server"
+    )
     ping_interval: float = Field(default=10.0, gt=0, description="Engine.IO ping interval in seconds")
     ping_timeout: float = Field(default=20.0, gt=0, description="Engine.IO ping timeout in seconds")
 
@@ -53,6 +60,13 @@ class WebConfig(BaseModel):
     def _no_wildcard(cls, v: list[str] | None) -> list[str] | None:
         if v is not None and "*" in v:
             raise ValueError("'*' would let any web page drive the sessions; list the exact origins instead")
+        return v
+
+    @field_validator("message_queue")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://")):
+            raise ValueError("expected a Redis URL like redis://HOST:6379/0 (or rediss:// for TLS)")
         return v
 
     def resolved_secret(self) -> str:
