@@ -88,7 +88,6 @@ class DatasetStage(Strict):
     segmentation: ComponentRef | None = None
     decimals: int | None = Field(None, ge=0, le=12)
     executor: ComponentRef | None = None
-    retries: int = Field(1, ge=0, description="Times a failing video is retried before it is reported")
 
 
 class TrainStage(Strict):
