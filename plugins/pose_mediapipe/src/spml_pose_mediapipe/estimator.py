@@ -129,9 +129,12 @@ class MediaPipePose(PoseEstimator):
     # -- batch path ------------------------------------------------------------------------
     def estimate_video(self, path: Path, progress: Callable[[int], None] | None = None) -> PoseSequence:
         """Estimate every stride-th frame of a video; progress(n) gets frames read since the last call."""
+        import contextlib
+
         import cv2
 
         from spml_core.pose import EstimatorInfo, PoseSequence, VideoSource, file_sha256
+        from spml_pose_mediapipe.prefetch import prefetch
         from spml_pose_mediapipe.video import VideoReader
 
         path = Path(path)
@@ -142,18 +145,24 @@ class MediaPipePose(PoseEstimator):
         points: list[np.ndarray] = []
         worlds: list[np.ndarray] = []
         with VideoReader(path) as video, self._landmarker() as lm:
+            # Decoding, the single colour conversion (OpenCV gives BGR, MediaPipe wants RGB) and
+            # CLAHE run a few frames ahead in a thread, overlapping the model's work.
+            prepared = (
+                (i, ts, lm.prepare(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+                for i, ts, bgr in video.frames(o.stride, o.max_frames)
+            )
             reported = 0
-            for i, ts, bgr in video.frames(o.stride, o.max_frames):
-                # The single colour conversion: OpenCV decodes BGR, MediaPipe wants RGB.
-                xyzv, world = lm.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), ts)
-                index.append(i)
-                times.append(ts)
-                points.append(xyzv)
-                if world is not None:
-                    worlds.append(world)
-                if progress is not None and i + 1 - reported >= PROGRESS_EVERY:
-                    progress(i + 1 - reported)
-                    reported = i + 1
+            with contextlib.closing(prefetch(prepared)) as frames:
+                for i, ts, rgb in frames:
+                    xyzv, world = lm.detect_prepared(rgb, ts)
+                    index.append(i)
+                    times.append(ts)
+                    points.append(xyzv)
+                    if world is not None:
+                        worlds.append(world)
+                    if progress is not None and i + 1 - reported >= PROGRESS_EVERY:
+                        progress(i + 1 - reported)
+                        reported = i + 1
             if progress is not None and index and index[-1] + 1 > reported:
                 progress(index[-1] + 1 - reported)
             fps, width, height = video.fps, video.width, video.height

@@ -74,9 +74,17 @@ class Landmarker:
         lab[:, :, 0] = self._clahe.apply(np.ascontiguousarray(lab[:, :, 0]))
         return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """The exact pixels the model will see (preprocessed, contiguous); safe to run in another thread."""
+        return np.ascontiguousarray(self.preprocess(rgb))
+
     def detect(self, rgb: np.ndarray, timestamp_ms: float) -> tuple[np.ndarray, np.ndarray | None]:
         """Landmarks of one RGB frame: (33, 4) x/y/z/visibility and (33, 3) world, NaN if no person."""
-        image = self._image(image_format=self._srgb, data=np.ascontiguousarray(self.preprocess(rgb)))
+        return self.detect_prepared(self.prepare(rgb), timestamp_ms)
+
+    def detect_prepared(self, prepared: np.ndarray, timestamp_ms: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """Landmarks of a frame already passed through prepare()."""
+        image = self._image(image_format=self._srgb, data=prepared)
         # VIDEO mode rejects times that do not increase; live callers may repeat a clock value.
         ts = max(int(round(timestamp_ms)), self._last_ts + 1)
         self._last_ts = ts
