@@ -208,6 +208,7 @@ def main() -> int:
     rows["spml extract, 1 worker, 1 video, clahe"] = spml_row(1, 1, clahe=True)
     rows["spml extract, 1 worker, 2 videos"] = spml_row(2, 1)
     rows["spml extract, 2 workers, 2 videos"] = spml_row(2, 2)
+    rows["spml extract, 2 workers, 2 videos, clahe"] = spml_row(2, 2, clahe=True)
     python = None if args.no_reference else ensure_reference_venv()
     if python is not None:
         for clahe in (True, False):
@@ -229,10 +230,13 @@ def main() -> int:
         ref_on = rows["StreamPoseML 0.3.1 ProcessVideosJob, CLAHE on"]
         ref_off = rows["StreamPoseML 0.3.1 ProcessVideosJob, CLAHE off"]
         par = rows["spml extract, 2 workers, 2 videos"]["fps"]
-        print(ratio_line("spml default (2 workers) / StreamPoseML notebook (CLAHE on)", par / ref_on["fps"], 1.5))
-        print(ratio_line("spml 1 process, clahe / StreamPoseML CLAHE on (same work)",
-                         rows["spml extract, 1 worker, 1 video, clahe"]["fps"] / ref_on["fps"], 1.5))
-        print(ratio_line("spml 1 process / StreamPoseML CLAHE off (same work)", one / ref_off["fps"], 1.5))
+        par_clahe = rows["spml extract, 2 workers, 2 videos, clahe"]["fps"]
+        one_clahe = rows["spml extract, 1 worker, 1 video, clahe"]["fps"]
+        print(ratio_line("spml default workers, CLAHE on / StreamPoseML CLAHE on", par_clahe / ref_on["fps"], 1.5))
+        print(ratio_line("spml default workers, CLAHE off / StreamPoseML CLAHE on", par / ref_on["fps"], 1.5))
+        print(ratio_line("spml default workers, CLAHE off / StreamPoseML CLAHE off", par / ref_off["fps"], 1.5))
+        print(ratio_line("spml 1 process, CLAHE on / StreamPoseML CLAHE on", one_clahe / ref_on["fps"], 1.5))
+        print(ratio_line("spml 1 process, CLAHE off / StreamPoseML CLAHE off", one / ref_off["fps"], 1.5))
         ours = rows["spml extract, 1 worker, 1 video"]["bytes_per_video"]
         print(f"output per video: spml Parquet {ours / 1e6:.2f} MB vs StreamPoseML JSON "
               f"{ref_on['bytes_per_video'] / 1e6:.1f} MB in {ref_on['files']} files "
