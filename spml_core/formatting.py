@@ -310,8 +310,9 @@ def frame_features(
     out = np.empty((n, int(starts[-1])))
     # Pixel points are shared by every extractor that accepts them (computed once, not per extractor).
     shared = any(hasattr(e, "transform_points") for e in extractors)
-    per_frame = [(e, slice(a, b)) for e, a, b in zip(extractors, starts[:-1], starts[1:]) if not getattr(e, "history", 0)]
-    temporal = [(e, slice(a, b)) for e, a, b in zip(extractors, starts[:-1], starts[1:]) if getattr(e, "history", 0)]
+    placed = [(e, slice(a, b)) for e, a, b in zip(extractors, starts[:-1], starts[1:])]
+    per_frame = [(e, cols) for e, cols in placed if not getattr(e, "history", 0)]
+    temporal = [(e, cols) for e, cols in placed if getattr(e, "history", 0)]
     if per_frame:
         for a in range(0, n, BLOCK_FRAMES):
             b = min(a + BLOCK_FRAMES, n)
@@ -547,7 +548,8 @@ def format_dataset_frames(
     labels = list(spec.label_columns) or infer_label_columns(frames)
     unknown = [c for c in labels if c not in frames.columns]
     if unknown:
-        raise SpmlError(f"label column(s) {', '.join(unknown)} not in the table (columns: {', '.join(frames.columns[:8])} ...)")
+        raise SpmlError(f"label column(s) {', '.join(unknown)} not in the table "
+                        f"(columns: {', '.join(map(str, frames.columns[:8]))} ...)")
     runtime = spec._runtime
     if spec.is_resolved and runtime is not None and runtime.segmenter is not None:
         # Resolved already (the CLI resolves up front to fail fast): reuse its components.

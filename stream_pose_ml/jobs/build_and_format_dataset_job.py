@@ -109,7 +109,8 @@ class BuildAndFormatDatasetJob:
         from spml_core.registry import Registry
 
         if dataset is None:
-            raise BuildAndFormatDatasetJobError("format_dataset: dataset is required (from build_dataset_from_data_files)")
+            raise BuildAndFormatDatasetJobError(
+                "format_dataset: dataset is required (from build_dataset_from_data_files)")
         frames = dataset.frames if isinstance(dataset, FrameDataset) else dataset
         if not isinstance(frames, pd.DataFrame):
             raise BuildAndFormatDatasetJobError(
