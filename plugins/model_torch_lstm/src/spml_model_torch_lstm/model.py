@@ -25,6 +25,7 @@ from spml_core.splits import validation_split
 
 WEIGHTS_FILE = "weights.safetensors"
 FITTED_FILE = "lstm.json"
+SMALL_BATCH = 8
 
 
 class LSTMOptions(Options):
@@ -180,8 +181,18 @@ class TorchLSTMModel(Model):
                 f"{X.shape[1]} x {X.shape[2]}"
             )
         Z = torch.from_numpy(self._standardise(X)).to(self.device_)
-        with torch.inference_mode():
-            p = torch.softmax(self.net_(Z), dim=1)
+        # A few windows (the live path) run faster and steadier on one thread than on a pool
+        # whose workers spin up per call; batches keep every thread.
+        threads = torch.get_num_threads()
+        few = len(X) <= SMALL_BATCH and threads > 1 and self.device_.type == "cpu"
+        if few:
+            torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                p = torch.softmax(self.net_(Z), dim=1)
+        finally:
+            if few:
+                torch.set_num_threads(threads)
         return p.cpu().numpy().astype(np.float64)
 
     def training_summary(self) -> dict[str, Any]:
