@@ -199,8 +199,16 @@ class Executor(Component):
     kind = "executor"
 
     @abstractmethod
-    def map_unordered(self, fn: Callable[..., Any], items: list[Any]) -> Any:
-        """Yield (item, result or exception) as each item finishes."""
+    def map_unordered(
+        self, fn: Callable[..., Any], items: list[Any], on_progress: Callable[[int], None] | None = None
+    ) -> Any:
+        """Yield (item, result or exception) as each item finishes.
+
+        ``fn(item, progress)`` runs in a worker; ``progress(n)`` there (or None when
+        ``on_progress`` is None) reaches ``on_progress(n)`` in the calling process, so one
+        progress bar can follow every worker. An exception raised by ``fn`` is yielded as the
+        item's result, never raised, so one failing item does not stop the others.
+        """
 
 
 KINDS: dict[str, type[Component]] = {
