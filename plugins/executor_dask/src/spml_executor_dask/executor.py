@@ -75,14 +75,15 @@ class DaskExecutor(Executor):
             with client:
                 yield client
             return
-        cluster = LocalCluster(
-            n_workers=self.workers_for(n_items),
-            threads_per_worker=1,  # one video per process: MediaPipe already uses about one core
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=opts.dashboard,
-            silence_logs=logging.ERROR,
-        )
+        with _children_ignore_sigint():
+            cluster = LocalCluster(
+                n_workers=self.workers_for(n_items),
+                threads_per_worker=1,  # one video per process: MediaPipe already uses about one core
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=opts.dashboard,
+                silence_logs=logging.ERROR,
+            )
         with cluster, Client(cluster) as client:
             yield client
 
@@ -129,6 +130,25 @@ class DaskExecutor(Executor):
                 if on_progress is not None:
                     with contextlib.suppress(Exception):
                         client.unsubscribe_topic(topic)
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Worker processes started inside inherit an ignored SIGINT.
+
+    Ctrl-C reaches the whole foreground process group; the driver alone should handle it (cancel
+    the tasks, close the cluster) instead of every worker printing a KeyboardInterrupt traceback.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _module_of(obj: Any) -> str:
