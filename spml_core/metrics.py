@@ -61,7 +61,11 @@ def classification_metrics(
 
 
 def label_runs(frames: np.ndarray, labels: np.ndarray) -> list[tuple[str, int, int]]:
-    """Maximal runs (label, first frame, last frame) of one label on consecutive frames; None/NaN ends a run."""
+    """Maximal runs (label, first frame, last frame) of one label on consecutive frames; None/NaN ends a run.
+
+    Consecutive means one regular step apart: the smallest frame difference (1 for a per-frame table,
+    the stride for examples of a formatted table).
+    """
     order = np.argsort(frames, kind="stable")
     frames = np.asarray(frames)[order]
     labels = np.asarray(labels, dtype=object)[order]
@@ -71,7 +75,9 @@ def label_runs(frames: np.ndarray, labels: np.ndarray) -> list[tuple[str, int, i
         return runs
     as_str = np.where(valid, labels.astype(str), "")
     new_run = np.ones(frames.size, dtype=bool)
-    new_run[1:] = (as_str[1:] != as_str[:-1]) | (np.diff(frames) != 1) | ~valid[:-1]
+    diffs = np.diff(frames)
+    step = diffs[diffs > 0].min() if (diffs > 0).any() else 1
+    new_run[1:] = (as_str[1:] != as_str[:-1]) | (diffs != step) | ~valid[:-1]
     starts = np.flatnonzero(new_run)
     ends = np.append(starts[1:] - 1, frames.size - 1)
     for s, e in zip(starts, ends):

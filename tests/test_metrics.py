@@ -44,6 +44,9 @@ def test_label_runs_split_on_change_gap_and_missing() -> None:
     frames = np.array([0, 1, 2, 3, 4, 5, 7, 8, 9])
     labels = np.array(["L", "L", None, "R", "R", "R", "R", "L", float("nan")], dtype=object)
     assert label_runs(frames, labels) == [("L", 0, 1), ("R", 3, 5), ("R", 7, 7), ("L", 8, 8)]
+    # Examples every 2 frames (a formatted table with stride 2): a step of 2 is still consecutive.
+    assert label_runs(np.array([9, 11, 13, 15, 19]), np.array(["L", "L", "R", "R", "R"], dtype=object)) == [
+        ("L", 9, 11), ("R", 13, 15), ("R", 19, 19)]
 
 
 def test_onset_latency() -> None:

@@ -234,3 +234,29 @@ def test_cli_and_config_stages(example_dataset, tmp_path, capsys) -> None:
     run_config(cfg)
     assert (tmp_path / "run_bundle" / "manifest.json").is_file()
     assert json.loads((tmp_path / "run_eval" / "metrics.json").read_text())["same_as_training_data"]
+
+
+def test_a_table_formatted_by_spml_dataset_trains_with_its_spec(example_frames, tmp_path) -> None:
+    """`spml dataset --strategy ...` output (+ its .spec.json) is accepted; the bundle predicts live the same."""
+    from spml_core.dataset import write_dataset
+    from spml_core.examples import default_spec
+    from spml_core.formatting import format_dataset_frames, write_feature_spec
+    from spml_core.training import train
+
+    spec = default_spec("step_type", ["normalized", "angles"], window=8, stride=4)
+    table = format_dataset_frames(example_frames, spec).frame
+    path = write_dataset(table, tmp_path / "formatted.parquet")
+    write_feature_spec(table, path)
+    result = train(path, "step_type", tmp_path / "b", "xgboost", {"n_estimators": 10}, quiet=True)
+    assert result.report["examples"]["window"] == 8
+    predictor = spml_core.load_bundle(result.bundle)
+    assert predictor.spec.columns == [c for c in table.columns if c.startswith("frame-")]
+    row = table[table["step_type"].notna()].iloc[3]
+    frames = example_frames.set_index("frame").loc[int(row["start_frame"]):int(row["end_frame"])]
+    xyzv = frames[landmark_columns()].to_numpy(np.float32).reshape(-1, 33, 4)
+    got = predictor.predict_window(xyzv, 1280, 720)
+    expected = predictor.model.predict_proba(row[predictor.spec.columns].to_numpy(np.float32)[None])[0]
+    np.testing.assert_allclose([got["probabilities"][c] for c in predictor.classes], expected, rtol=1e-6)
+    (tmp_path / "formatted.parquet.spec.json").unlink()
+    with pytest.raises(spml_core.errors.SpmlError, match="no landmark columns and no"):
+        train(path, "step_type", tmp_path / "c", "xgboost", quiet=True)
