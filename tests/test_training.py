@@ -260,3 +260,16 @@ def test_a_table_formatted_by_spml_dataset_trains_with_its_spec(example_frames, 
     (tmp_path / "formatted.parquet.spec.json").unlink()
     with pytest.raises(spml_core.errors.SpmlError, match="no landmark columns and no"):
         train(path, "step_type", tmp_path / "c", "xgboost", quiet=True)
+
+
+def test_search_is_nested_and_reports_its_candidates(example_dataset, tmp_path) -> None:
+    from spml_core.training import train
+
+    result = train(example_dataset, "step_type", tmp_path / "s", "xgboost", {"n_estimators": 8}, window=10,
+                   stride=3, n_splits=3, search=True, quiet=True)
+    search = result.report["search"]
+    assert len(search["candidates"]) == 4  # max_depth x learning_rate
+    assert search["chosen"] in [c["options"] for c in search["candidates"]]
+    assert all("options" in fold for fold in result.report["folds"])  # each outer fold chose its own
+    manifest = json.loads((result.bundle / "manifest.json").read_text())
+    assert manifest["model"]["options"] == search["chosen"]
