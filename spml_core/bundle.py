@@ -417,6 +417,12 @@ class Predictor:
         self.classes: list[str] = list(manifest.classes)
         self.target = manifest.target
         self.spec = _load_spec(manifest.features) if manifest.features.kind == "pipeline" else None
+        if self.spec is not None:
+            try:
+                # Instantiates the extractors and checks they still produce the spec's columns.
+                self.spec._extractors()
+            except SpmlError as exc:
+                raise BundleError(f"{source}: {exc}") from None
         # A model trained on some of the spec's columns (e.g. a seed CSV with a column whitelist)
         # gets exactly those, in its order, from the full row the spec computes.
         self._select: np.ndarray | None = None

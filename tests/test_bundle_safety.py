@@ -188,6 +188,11 @@ def test_manifest_is_validated(bundle, tmp_path) -> None:
     (evil / "manifest.json").write_text(json.dumps(bad))
     with pytest.raises(BundleError, match="needs model component 'nonexistent'"):
         spml_core.load_bundle(evil)
+    spec = {**manifest["features"]["spec"], "frame_columns": ["bogus", *manifest["features"]["spec"]["frame_columns"][1:]]}
+    bad = {**manifest, "features": {**manifest["features"], "spec": spec}}
+    (evil / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(BundleError, match="differ from what the installed feature extractors produce"):
+        spml_core.load_bundle(evil)
     (evil / "manifest.json").write_text("{not json")
     with pytest.raises(BundleError, match="not valid JSON"):
         spml_core.load_bundle(evil)
