@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, jsonify, request, send_from_directory
+from flask.sessions import SessionInterface
 from flask_socketio import SocketIO, emit
 from werkzeug.exceptions import HTTPException
 
@@ -39,6 +40,17 @@ CONTENT_SECURITY_POLICY = (
     "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; style-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+
+
+class NoSessions(SessionInterface):
+    """Flask sessions switched off: every request gets the same cheap null session."""
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        """No cookie is read."""
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        """No cookie is set."""
 
 
 @dataclass
@@ -86,6 +98,9 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
     mimetypes.add_type("text/javascript", ".js")
 
     app = Flask("spml_web", static_folder=str(STATIC_DIR), static_url_path="/static")
+    # No logins, no cookies: Flask-SocketIO opens a request context (and so a session) per event,
+    # and a signed-cookie session costs more than classifying the frame.
+    app.session_interface = NoSessions()
     app.config.update(
         SECRET_KEY=cfg.resolved_secret(),
         MAX_CONTENT_LENGTH=cfg.max_upload_bytes + 64 * 1024,  # the multipart envelope around the zip
@@ -112,6 +127,8 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
         logger=False,
         engineio_logger=False,
         serializer=TolerantPacket,
+        # Socket.IO handlers never touch the Flask session; skipping its per-event copy saves CPU.
+        manage_session=False,
     )
     limit_websocket_messages(socketio.server.eio, cfg.max_message_bytes)
     catalog = ModelCatalog(cfg.models_dir, cfg.model, registry=registry)

@@ -1,0 +1,439 @@
+"""Benchmark: live classification latency of `spml serve` over Socket.IO on loopback.
+
+N python-socketio clients stream the example video's keypoints (extracted once with spml, cached
+under build/live-bench/) at 30 Hz to a real `spml serve` process with a window-10 XGBoost bundle
+(trained once with spml on the example's annotations). For every prediction it records the
+server latency (receipt of the keypoints event to the emit of its prediction, measured by the
+server) and the round trip (client send to client receipt).
+Targets on a 2-core machine: 1 client p50 <= 5 ms and p99 <= 20 ms; 20 clients p99 <= 50 ms.
+
+StreamPoseML 0.3.1 side by side: its web server cannot classify keypoints (its fallback path
+raises on every event), so its documented live client is timed in-process instead:
+StreamPoseClient.run_keypoint_pipeline per frame, window 10, TenFrameFlatColumnAngleTransformer,
+an XGBoost model trained on rows made by that same transformer from the same keypoints and
+labels. It runs in its own venv (build/spml-ref-venv, created if absent).
+
+Run: .venv/bin/python benchmarks/live.py [--clients 1,20] [--loops 1] [--no-ref] [--frames-mode]
+     [--nagle-compare]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = (ROOT / ".." / "shared" / "data" / "streamposeml_example").resolve()
+CACHE = ROOT / "build" / "live-bench"
+REF_VENV = ROOT / "build" / "spml-ref-venv"
+REF_PINS = ["stream_pose_ml==0.3.1", "mediapipe==0.10.21", "numpy==1.24.2", "scipy==1.11.2"]
+FPS = 30.0
+WINDOW = 10
+TARGETS = {1: (5.0, 20.0), 20: (None, 50.0)}  # clients -> (p50 ms, p99 ms) targets on server latency
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- inputs (cached) ------------------------------------------------------------------------------
+
+def keypoints() -> Path:
+    """The example video's keypoints, extracted once with spml (MediaPipe full model)."""
+    from spml_core.pipeline import run_extract
+
+    out = CACHE / "keypoints"
+    results = run_extract(EXAMPLE / "example_video.webm", out, "mediapipe", {"model": "full"}, quiet=True)
+    if results[0].status == "failed":
+        raise SystemExit(f"extraction failed: {results[0].message}")
+    return out / "example_video.parquet"
+
+
+def dataset(kp: Path) -> Path:
+    """Per-frame labelled table of the example video (seed annotation schema)."""
+    from spml_core.config import AnnotationSchema
+    from spml_core.dataset import build_dataset, write_dataset
+
+    target = CACHE / "dataset.parquet"
+    if not target.exists() or target.stat().st_mtime < kp.stat().st_mtime:
+        frames, _ = build_dataset(kp.parent, EXAMPLE, AnnotationSchema())
+        write_dataset(frames, target)
+    return target
+
+
+def bundle(ds: Path) -> Path:
+    """A window-10 XGBoost bundle for step_type, trained once with spml's default options."""
+    from spml_core.training import train
+
+    out = CACHE / "bundle-steps-w10"
+    if not (out / "manifest.json").exists() or (out / "manifest.json").stat().st_mtime < ds.stat().st_mtime:
+        log("training the window-10 XGBoost bundle (once; cached)")
+        train(ds, "step_type", out, "xgboost", window=WINDOW, quiet=True)
+    return out
+
+
+# -- the server ------------------------------------------------------------------------------------
+
+SERVER_SNIPPET = r"""
+import sys
+from werkzeug.serving import WSGIRequestHandler, make_server
+from spml_web import create_app
+from spml_web.server import NoDelayRequestHandler
+app = create_app({"model": sys.argv[1]})
+handler = NoDelayRequestHandler if sys.argv[2] == "nodelay" else WSGIRequestHandler
+handler.log_request = lambda *a, **k: None
+srv = make_server("127.0.0.1", 0, app, threaded=True, request_handler=handler)
+print(f"spml serve: http://127.0.0.1:{srv.server_port}/", flush=True)
+srv.serve_forever()
+"""
+
+
+class Server:
+    """`spml serve` (or the same app with Nagle left on) as a child process."""
+
+    def __init__(self, model: Path, variant: str = "spml-serve") -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if variant == "spml-serve":
+            cmd = [sys.executable, "-m", "spml_core", "serve", "--model", str(model), "--port", "0"]
+        else:
+            cmd = [sys.executable, "-c", SERVER_SNIPPET, str(model), variant]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        deadline = time.monotonic() + 120
+        self.url = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()  # type: ignore[union-attr]
+            if line.startswith("spml serve: http://"):
+                self.url = line.split()[2].rstrip("/")
+                break
+            if not line and self.proc.poll() is not None:
+                break
+        if not self.url:
+            self.stop()
+            raise SystemExit("the server did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- clients ---------------------------------------------------------------------------------------
+
+class StreamingClient(threading.Thread):
+    """One camera: sends frames at 30 Hz on a fixed schedule and records every prediction."""
+
+    def __init__(self, url: str, payloads: list[dict[str, Any]], start_at: float, event: str) -> None:
+        super().__init__(daemon=True)
+        import socketio
+
+        self.url, self.payloads, self.start_at, self.event = url, payloads, start_at, event
+        self.sent: dict[int, float] = {}
+        self.got: list[tuple[float, dict[str, Any]]] = []
+        self.late = 0
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("prediction", lambda d: self.got.append((time.perf_counter(), d)))
+        self.client.connect(url, transports=["websocket"], wait_timeout=10)
+
+    def run(self) -> None:
+        for k, payload in enumerate(self.payloads):
+            due = self.start_at + k / FPS
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.5 / FPS:
+                self.late += 1
+            self.sent[payload["frame"]] = time.perf_counter()
+            self.client.emit(self.event, payload)
+        deadline = time.perf_counter() + 3
+        expected = len(self.payloads) - WINDOW + 1
+        while len(self.got) < expected and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        self.client.disconnect()
+
+
+def keypoint_payloads(seq: Any, loops: int) -> list[dict[str, Any]]:
+    """The video's frames as the page's keypoints events (looped with increasing frame numbers and times)."""
+    n = seq.n_frames
+    # Rounded to 5 decimals, as the page sends them (about 1.3 KB per message instead of 2.9 KB).
+    rows = [None if np.isnan(x).all() else np.round(x.astype(np.float64), 5).tolist() for x in seq.xyzv]
+    period = float(seq.timestamps_ms[-1]) + 1000.0 / FPS
+    return [{"frame": k, "t_ms": float(seq.timestamps_ms[k % n]) + (k // n) * period, "landmarks": rows[k % n],
+             "width": seq.width, "height": seq.height} for k in range(n * loops)]
+
+
+def jpeg_payloads(limit: int) -> list[dict[str, Any]]:
+    """The video's frames as 640x360 JPEG frame events (server-side pose)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(EXAMPLE / "example_video.webm"))
+    out = []
+    while len(out) < limit:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        ok, buf = cv2.imencode(".jpg", cv2.resize(bgr, (640, 360)), [cv2.IMWRITE_JPEG_QUALITY, 80])
+        out.append({"frame": len(out), "t_ms": len(out) * 1000.0 / FPS, "image": buf.tobytes()})
+    cap.release()
+    return out
+
+
+def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "keypoints") -> dict[str, Any]:
+    """Stream from n clients at once (starts spread over one frame interval); latency statistics."""
+    start = time.perf_counter() + 1.0
+    clients = [StreamingClient(url, payloads, start + i / (FPS * n), event) for i in range(n)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    server_ms, rtt_ms = [], []
+    skip = 10  # warm-up predictions per client (first windows, caches)
+    for c in clients:
+        for t, d in c.got[skip:]:
+            server_ms.append(d["latency_ms"])
+            rtt_ms.append((t - c.sent[d["frame"]]) * 1000.0)
+    expected = n * (len(payloads) - WINDOW + 1)
+    got = sum(len(c.got) for c in clients)
+    return {
+        "clients": n, "frames_per_client": len(payloads), "predictions": got, "expected": expected,
+        "late_sends": sum(c.late for c in clients),
+        "server_p50": float(np.percentile(server_ms, 50)), "server_p99": float(np.percentile(server_ms, 99)),
+        "rtt_p50": float(np.percentile(rtt_ms, 50)), "rtt_p99": float(np.percentile(rtt_ms, 99)),
+    }
+
+
+def in_process_push(bundle_dir: Path, seq: Any) -> dict[str, float]:
+    """spml's per-frame live predictor (StreamPredictor.push), timed in-process for the ratio."""
+    from spml_core.bundle import load_bundle
+
+    stream = load_bundle(bundle_dir).new_stream(seq.width, seq.height)
+    times = []
+    for x in seq.xyzv:
+        t = time.perf_counter()
+        r = stream.push(x)
+        dt = (time.perf_counter() - t) * 1000.0
+        if r is not None:
+            times.append(dt)
+    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99)), "n": len(times)}
+
+
+# -- StreamPoseML ----------------------------------------------------------------------------------
+
+REF_LIVE = r"""
+import json, sys, time
+import numpy as np, pandas as pd, xgboost as xgb
+from stream_pose_ml.stream_pose_client import StreamPoseClient
+from stream_pose_ml.blaze_pose.mediapipe_client import MediaPipeClient
+from stream_pose_ml.blaze_pose.blaze_pose_sequence import BlazePoseSequence
+from stream_pose_ml.serializers.blaze_pose_sequence_serializer import BlazePoseSequenceSerializer
+from stream_pose_ml.learning.trained_model import TrainedModel
+from stream_pose_ml.transformers.sequence_transformer import TenFrameFlatColumnAngleTransformer
+
+inp, frames_to_time, train_stride = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+data = json.load(open(inp))
+events, labels, W = data["events"], data["labels"], data["window"]
+mpc = MediaPipeClient(dummy_client=True)
+transformer = TenFrameFlatColumnAngleTransformer()
+
+def frame_data(event):
+    return {"sequence_id": None, "sequence_source": "web", "frame_number": None, "image_dimensions": None,
+            "joint_positions": mpc.serialize_pose_landmarks(pose_landmarks=event["landmarks"][0])}
+
+def window_data(win):
+    seq = BlazePoseSequence(name="w", sequence=win, include_geometry=True).generate_blaze_pose_frames_from_sequence()
+    return BlazePoseSequenceSerializer().serialize(seq)
+
+def all_columns(sd):
+    flat = {"angles": {}, "distances": {}}
+    for i, f in enumerate(sd["frames"]):
+        for key in flat:
+            for k, v in f[key].items():
+                flat[key][f"frame-{i + 1}-{k}"] = v
+    return list(pd.json_normalize(flat).columns)
+
+# Training rows: StreamPoseML's own live transformer over windows of the same keypoints.
+t0 = time.perf_counter()
+fd = [frame_data(e) for e in events]
+rows, ys, columns = [], [], None
+for end in range(W - 1, len(fd), train_stride):
+    if labels[end] is None:
+        continue
+    sd = window_data(fd[end - W + 1:end + 1])
+    if columns is None:
+        columns = all_columns(sd)
+    df, _ = transformer.transform(data=sd, columns=columns)
+    rows.append(df)
+    ys.append(labels[end])
+X = pd.concat(rows, ignore_index=True)
+X = X.select_dtypes(include=[np.number])
+classes = sorted(set(ys))
+y = np.array([classes.index(v) for v in ys])
+model = xgb.XGBClassifier(n_estimators=100, max_depth=4, n_jobs=1).fit(X, y)
+tm = TrainedModel()
+tm.set_model(model, {"X_test": X.iloc[:5]}, notes="benchmark")
+train_s = time.perf_counter() - t0
+
+client = StreamPoseClient(frame_window=W, mediapipe_client_instance=mpc, trained_model=tm,
+                          data_transformer=transformer)
+times = []
+for k, event in enumerate(events[:frames_to_time]):
+    t = time.perf_counter()
+    client.run_keypoint_pipeline(event)
+    dt = time.perf_counter() - t
+    if k >= W - 1:
+        times.append(dt * 1000.0)
+print(json.dumps({"times_ms": times, "features": int(X.shape[1]), "train_rows": int(len(X)), "train_s": train_s}))
+"""
+
+
+def ref_python() -> Path | None:
+    """The reference venv's python (StreamPoseML 0.3.1), created if absent; None if it cannot be."""
+    py = REF_VENV / "bin" / "python"
+    probe = [str(py), "-P", "-c", "import stream_pose_ml.stream_pose_client, xgboost"]
+    if py.exists() and subprocess.run(probe, capture_output=True, cwd=tempfile.gettempdir()).returncode == 0:
+        return py
+    log(f"creating {REF_VENV} with {' '.join(REF_PINS)} (a few minutes, once)")
+    try:
+        if not py.exists():
+            subprocess.run([shutil.which("python3.11") or sys.executable, "-m", "venv", str(REF_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REF_PINS], check=True)
+    except subprocess.CalledProcessError as exc:
+        log(f"cannot install StreamPoseML 0.3.1 ({exc}); skipping the side-by-side figures")
+        return None
+    return py
+
+
+def run_reference(seq: Any, ds: Path, frames: int) -> dict[str, Any] | None:
+    """StreamPoseClient.run_keypoint_pipeline per frame in StreamPoseML's own venv."""
+    import pandas as pd
+
+    py = ref_python()
+    if py is None:
+        return None
+    table = pd.read_parquet(ds, columns=["frame", "step_type"])
+    labels = [None if pd.isna(v) else str(v) for v in table["step_type"]]
+    events = []
+    for x in seq.xyzv:
+        marks = [] if np.isnan(x).all() else [[{"x": float(p[0]), "y": float(p[1]), "z": float(p[2]),
+                                                "visibility": float(p[3])} for p in x]]
+        events.append({"landmarks": marks})
+    inp = CACHE / "ref-live-input.json"
+    inp.write_text(json.dumps({"events": events, "labels": labels, "window": WINDOW}), encoding="utf-8")
+    work = CACHE / "ref-work"  # StreamPoseML looks for config.yml from its cwd up: give it an empty folder
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"timing StreamPoseML 0.3.1 StreamPoseClient.run_keypoint_pipeline on {frames} frames (about a minute)")
+    out = subprocess.run([str(py), "-P", "-c", REF_LIVE, str(inp), str(frames), "2"], capture_output=True,
+                         text=True, cwd=work)
+    if out.returncode != 0:
+        log(f"StreamPoseML run failed:\n{out.stderr[-2000:]}")
+        return None
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    t = np.asarray(res["times_ms"])
+    return {"p50": float(np.percentile(t, 50)), "p99": float(np.percentile(t, 99)), "n": int(len(t)),
+            "features": res["features"], "train_rows": res["train_rows"]}
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+def fmt(r: dict[str, Any]) -> str:
+    return (f"{r['clients']:>3} client(s): server p50 {r['server_p50']:6.2f} ms  p99 {r['server_p99']:6.2f} ms | "
+            f"round trip p50 {r['rtt_p50']:6.2f} ms  p99 {r['rtt_p99']:6.2f} ms | "
+            f"{r['predictions']}/{r['expected']} predictions, {r['late_sends']} late sends")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1,20", help="comma-separated client counts (default 1,20)")
+    parser.add_argument("--loops", type=int, default=1, help="times each client streams the video (default 1)")
+    parser.add_argument("--no-ref", action="store_true", help="skip StreamPoseML 0.3.1")
+    parser.add_argument("--ref-frames", type=int, default=150, help="frames timed on StreamPoseML (default 150)")
+    parser.add_argument("--frames-mode", action="store_true", help="also stream JPEG frames (server-side pose), 1 client")
+    parser.add_argument("--nagle-compare", action="store_true",
+                        help="JPEG frames with TCP_NODELAY on and off (why the server disables Nagle)")
+    args = parser.parse_args(argv)
+    if not (EXAMPLE / "example_video.webm").exists():
+        print(f"live benchmark: example video not found under {EXAMPLE}; skipped")
+        return 0
+    CACHE.mkdir(parents=True, exist_ok=True)
+    from spml_core.pose import load_keypoints
+
+    kp = keypoints()
+    seq = load_keypoints(kp)
+    ds = dataset(kp)
+    model = bundle(ds)
+    payloads = keypoint_payloads(seq, args.loops)
+    results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "runs": []}
+
+    print(f"spml live benchmark: {seq.n_frames}-frame example video x {args.loops}, 30 Hz per client, "
+          f"window {WINDOW} XGBoost bundle, spml serve on 127.0.0.1 (threading mode, TCP_NODELAY)")
+    server = Server(model)
+    try:
+        for n in [int(c) for c in args.clients.split(",") if c]:
+            r = run_clients(server.url, payloads, n)
+            results["runs"].append(r)
+            p50_t, p99_t = TARGETS.get(n, (None, None))
+            verdict = []
+            if p50_t is not None:
+                verdict.append(f"p50 target {p50_t:g} ms {'met' if r['server_p50'] <= p50_t else 'MISSED'}")
+            if p99_t is not None:
+                verdict.append(f"p99 target {p99_t:g} ms {'met' if r['server_p99'] <= p99_t else 'MISSED'}")
+            print(fmt(r) + (f"  [{'; '.join(verdict)}]" if verdict else ""))
+        if args.frames_mode:
+            r = run_clients(server.url, jpeg_payloads(seq.n_frames), 1, event="frame")
+            results["frames_mode"] = r
+            print("JPEG frames, server-side pose (MediaPipe lite):\n  " + fmt(r))
+    finally:
+        server.stop()
+
+    if args.nagle_compare:
+        jpegs = jpeg_payloads(150)
+        for variant in ("nodelay", "nagle"):
+            srv = Server(model, variant)
+            try:
+                r = run_clients(srv.url, jpegs, 1, event="frame")
+            finally:
+                srv.stop()
+            results[f"frames_{variant}"] = r
+            print(f"JPEG frames, {'TCP_NODELAY' if variant == 'nodelay' else 'Nagle on (default socket)'}:\n  "
+                  + fmt(r))
+
+    ours = in_process_push(model, seq)
+    results["spml_in_process"] = ours
+    print(f"spml StreamPredictor.push in-process: p50 {ours['p50']:.2f} ms  p99 {ours['p99']:.2f} ms per prediction")
+    if not args.no_ref:
+        ref = run_reference(seq, ds, args.ref_frames)
+        results["streamposeml"] = ref
+        if ref:
+            one = results["runs"][0] if results["runs"] else None
+            print(f"StreamPoseML 0.3.1 StreamPoseClient.run_keypoint_pipeline (in-process, window {WINDOW}, "
+                  f"{ref['features']} TenFrame features, XGBoost): p50 {ref['p50']:.1f} ms  p99 {ref['p99']:.1f} ms "
+                  f"per frame ({ref['n']} frames)")
+            if one:
+                print(f"ratio StreamPoseML in-process / spml server latency ({one['clients']} client): "
+                      f"p50 {ref['p50'] / one['server_p50']:.0f}x  p99 {ref['p99'] / one['server_p99']:.0f}x")
+            print(f"ratio StreamPoseML / spml, both in-process per frame: p50 {ref['p50'] / ours['p50']:.0f}x  "
+                  f"p99 {ref['p99'] / ours['p99']:.0f}x")
+            print("(StreamPoseML's web server cannot be run for this: its keypoints fallback raises on every event, "
+                  "and its main path goes through an MLflow model server at 1.5-1.8 s per classification)")
+    (CACHE / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
