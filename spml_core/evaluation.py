@@ -316,6 +316,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         extra = ""
         if lat and lat.get("median_frames") is not None:
             extra = f", onset latency median {lat['median_frames']:.0f} frames ({lat['detected']}/{lat['events']} events)"
+        elif lat:
+            extra = f", no annotated event recognised (0/{lat['events']})"
         lines.append(f"  {c}: precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1']:.3f} "
                      f"(n={m['support']}){extra}")
     for w in report.get("warnings", []):

@@ -130,7 +130,7 @@ def train(
     elif features or window or pool:
         raise SpmlError("give either a feature spec or --features/--window/--pool, not both")
     rank = int(getattr(cls, "input_rank", 2))
-    if rank == 3 and pool:
+    if rank == 3 and (pool or spec.segmentation.options.get("pool")):
         raise SpmlError(f"model '{model}' reads sequences of frames; --pool makes summary rows (drop --pool)")
 
     ex = load_examples(dataset, target, spec, registry=registry, quiet=quiet)
