@@ -573,11 +573,14 @@ def build_and_write(
         df = formatting(df)
     write_dataset(df, out)
     report.write(report_path(out))
+    from spml_core.formatting import spec_path, write_feature_spec
+
     if formatting is not None:
         # A formatted table carries its resolved feature spec; models need it beside the dataset.
-        from spml_core.formatting import write_feature_spec
-
         write_feature_spec(df, out)
+    else:
+        # A spec left by an earlier formatted build would describe columns this table lacks.
+        spec_path(out).unlink(missing_ok=True)
     if not quiet:
         print(report.table())
         print(f"spml dataset: {len(df)} rows x {df.shape[1]} columns -> {out} (report: {report_path(out)})",

@@ -223,6 +223,15 @@ def test_cli_writes_parquet_and_report(project: Path, capsys: pytest.CaptureFixt
     assert "clip_a" in capsys.readouterr().out
 
 
+def test_unformatted_rebuild_removes_a_stale_feature_spec(project: Path) -> None:
+    out = project / "data" / "ds.parquet"
+    assert run_cli("--out", str(out), "--features", "angles", "--strategy", "none") == 0
+    spec = out.with_name(out.name + ".spec.json")
+    assert spec.exists()
+    assert run_cli("--out", str(out)) == 0
+    assert not spec.exists()
+
+
 def _existing_output(project: Path) -> tuple[Path, bytes, bytes]:
     out = project / "ds.csv"
     assert run_cli("--out", "ds.csv", "-q") == 0
