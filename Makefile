@@ -27,7 +27,12 @@ $(STAMP): constraints.txt pyproject.toml $(wildcard plugins/*/pyproject.toml) $(
 demo: setup
 	$(PY) -m spml_core.demo_data data
 	$(SPML) run config.yml
-	@echo "Demo outputs are under data/ (keypoints, dataset, model, metrics)."
+	@echo "== live path: replay the demo keypoints through the bundle, the decision layer and a virtual BLE peripheral"
+	$(PY) -m spml_actuator_ble.demo_replay --keypoints data/keypoints/demo.parquet --bundle data/models/movement \
+		--action "Jumping Jack=01" --action "Jump Off=02" --off 00 --log data/actions.jsonl
+	@echo "Demo outputs: data/keypoints (keypoints), data/dataset.parquet (+ .report.json), data/models/movement"
+	@echo "  (bundle, metrics.json, confusion_matrix.png, timeline.png, eval-dataset/), data/actions.jsonl (action log)."
+	@echo "Live app: $(SPML) serve --model data/models/movement  then open http://127.0.0.1:5001"
 
 test: setup
 	$(VENV)/bin/pytest -q
