@@ -91,7 +91,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     frame=json_values,
     t_ms=json_values,

@@ -199,10 +199,9 @@ def test_bad_select_model_payloads(make_app: Any) -> None:
         assert err["event"] == "select_model" and "select_model" in err["message"]
 
 
-def test_a_model_without_frame_size_needs_width_and_height(
+def test_width_and_height_default_to_the_training_video_size(
     make_app: Any, example_keypoints: Any, bundles: dict[str, Path], keypoint_messages: Any
 ) -> None:
-    # The bundles know the training video's size, so width/height may be omitted...
     client = connect(make_app())
     client.emit("select_model", {"name": "transfer"})
     for msg in keypoint_messages(example_keypoints, 0, 5):
@@ -211,6 +210,28 @@ def test_a_model_without_frame_size_needs_width_and_height(
     (pred,) = received(client, "prediction")
     seq = example_keypoints
     assert_same_prediction(pred, offline(bundles["transfer"], seq.xyzv[0:5], seq.width, seq.height))
+
+
+def test_without_any_frame_size_the_client_must_send_it(
+    make_app: Any, models_dir: Path, example_keypoints: Any, keypoint_messages: Any
+) -> None:
+    import shutil
+
+    shutil.copytree(models_dir / "transfer", models_dir / "nosize")
+    manifest = json.loads((models_dir / "nosize" / "manifest.json").read_text(encoding="utf-8"))
+    manifest["features"]["frame_size"] = None
+    (models_dir / "nosize" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    client = connect(make_app())
+    client.emit("select_model", {"name": "nosize"})
+    received(client)
+    msgs = keypoint_messages(example_keypoints, 0, 5)
+    bare = {k: v for k, v in msgs[0].items() if k not in ("width", "height")}
+    client.emit("keypoints", bare)
+    (err,) = received(client, "error")
+    assert err["code"] == "no_frame_size" and "width and height" in err["message"]
+    for msg in msgs:
+        client.emit("keypoints", msg)
+    assert [p["frame"] for p in received(client, "prediction")] == [4]
 
 
 # ------------------------------------------------------------------------------ sessions
