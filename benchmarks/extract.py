@@ -37,6 +37,14 @@ REF_PINS = ["stream_pose_ml==0.3.1", "mediapipe==0.10.21", "numpy==1.24.2", "sci
 
 
 # -- measurements, each run in a child process (`--child KIND ...`) ------------------------
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (spawned workers), user + system."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def child_bare(video: Path, model: str) -> dict:
     """Decode + detect_for_video with nothing around it."""
     import cv2
@@ -48,7 +56,7 @@ def child_bare(video: Path, model: str) -> dict:
     from spml_pose_mediapipe.model_files import resolve_model
 
     bundle = str(resolve_model(model))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     task = pose_landmarker.PoseLandmarker.create_from_options(pose_landmarker.PoseLandmarkerOptions(
         base_options=BaseOptions(model_asset_path=bundle), running_mode=VisionTaskRunningMode.VIDEO))
     cap = cv2.VideoCapture(str(video))
@@ -64,7 +72,8 @@ def child_bare(video: Path, model: str) -> dict:
         frames += 1
     cap.release()
     task.close()
-    return {"seconds": time.perf_counter() - start, "frames": frames, "detected": detected}
+    return {"seconds": time.perf_counter() - start, "cpu": cpu_seconds() - cpu, "frames": frames,
+            "detected": detected}
 
 
 def child_spml(video: Path, model: str, videos: int, workers: int, clahe: bool) -> dict:
@@ -83,38 +92,41 @@ def child_spml(video: Path, model: str, videos: int, workers: int, clahe: bool) 
             link.symlink_to(video)
             inputs.append(link)
         out = Path(tmp) / "out"
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         results = run_extract(inputs, out, "mediapipe", {"model": model, "clahe": clahe},
                               executor_options={"workers": workers}, quiet=True)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
         failed = [r.message for r in results if r.status != "written"]
         if failed:
             raise SystemExit(f"spml extract failed: {failed}")
         size = (out / "video0.parquet").stat().st_size
-    return {"seconds": seconds, "frames": sum(r.frames for r in results),
+    return {"seconds": seconds, "cpu": cpu, "frames": sum(r.frames for r in results),
             "detected": sum(r.detected for r in results), "bytes_per_video": size}
 
 
 REFERENCE_CHILD = r"""
-import json, os, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
+def cpu_seconds():
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 video, clahe = Path(sys.argv[1]), sys.argv[2] == "1"
 work = Path.cwd()
 (work / "videos").mkdir()
 (work / "videos" / video.name).symlink_to(video)
 import stream_pose_ml.jobs.process_videos_job as pv
-start = time.perf_counter()
+start, cpu = time.perf_counter(), cpu_seconds()
 pv.ProcessVideosJob().process_videos(
     src_videos_path=str(work / "videos"), output_keypoints_data_path=str(work / "keypoints"),
     output_sequence_data_path=str(work / "sequences"), write_keypoints_to_file=True,
     write_serialized_sequence_to_file=True, limit=None, configuration={},
     preprocess_video=clahe, return_output=False)
-seconds = time.perf_counter() - start
+seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
 files = [p for p in work.rglob("*.json")]
 seq = json.loads(next((work / "sequences").glob("*.json")).read_text())
 frames = len(seq["frames"])
 detected = sum(bool(f["joint_positions"]) for f in seq["frames"].values())
-print(json.dumps({"seconds": seconds, "frames": frames, "detected": detected,
+print(json.dumps({"seconds": seconds, "cpu": cpu, "frames": frames, "detected": detected,
                   "bytes_per_video": sum(p.stat().st_size for p in files), "files": len(files)}))
 """
 
@@ -130,7 +142,7 @@ def run_child(args: list[str]) -> dict:
 def best_of(repeat: int, measure) -> dict:
     runs = [measure() for _ in range(repeat)]
     best = min(runs, key=lambda r: r["seconds"])
-    return {**best, "fps": best["frames"] / best["seconds"]}
+    return {**best, "fps": best["frames"] / best["seconds"], "cpu_fps": best["frames"] / best["cpu"]}
 
 
 def ensure_reference_venv() -> Path | None:
@@ -215,15 +227,20 @@ def main() -> int:
             label = f"StreamPoseML 0.3.1 ProcessVideosJob, CLAHE {'on' if clahe else 'off'}"
             rows[label] = best_of(args.repeat, lambda c=clahe: measure_reference(python, video, c))
 
+    print(f"  {'':<58} {'frames/s':>8} {'per CPU-s':>9}")
     for label, r in rows.items():
-        size = f"{r['bytes_per_video'] / 1e6:7.2f} MB/video" if "bytes_per_video" in r else ""
-        print(f"  {label:<58} {r['fps']:6.1f} frames/s  ({r['frames']} frames, person in {r['detected']}, "
-              f"{r['seconds']:.1f} s) {size}")
+        size = f"{r['bytes_per_video'] / 1e6:6.2f} MB/video" if "bytes_per_video" in r else ""
+        print(f"  {label:<58} {r['fps']:8.1f} {r['cpu_fps']:9.1f}  ({r['frames']} frames, person in "
+              f"{r['detected']}, {r['seconds']:.1f} s) {size}")
+    print(f"load average after the runs: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"(more than {os.cpu_count()} means other work competed for the cores)")
 
     one = rows["spml extract, 1 worker, 1 video"]["fps"]
-    print("ratios:")
-    print(ratio_line("spml 1 process / bare loop", one / rows["bare MediaPipe Tasks loop (decode + detect)"]["fps"],
-                     0.9))
+    bare = rows["bare MediaPipe Tasks loop (decode + detect)"]
+    print("ratios (wall-clock frames/s):")
+    print(ratio_line("spml 1 process / bare loop", one / bare["fps"], 0.9))
+    print(ratio_line("spml 1 process / bare loop, per CPU-second (load-independent)",
+                     rows["spml extract, 1 worker, 1 video"]["cpu_fps"] / bare["cpu_fps"], 0.9))
     two = rows["spml extract, 2 workers, 2 videos"]["fps"] / rows["spml extract, 1 worker, 2 videos"]["fps"]
     print(ratio_line("2 workers on 2 videos / 1 worker on 2 videos", two, 1.7))
     if python is not None:
