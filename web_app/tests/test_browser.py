@@ -191,3 +191,60 @@ def test_upload_a_bundle_from_the_page(live: Any, bundles: dict[str, Path], tmp_
         assert "uploaded-steps" in options
     finally:
         page.close()
+
+
+def _spml_serve(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """`spml serve ARGS` as a process; returns it and its URL once it listens."""
+    import os
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "spml_core", "serve", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if line.startswith("spml serve: http://"):
+            return proc, line.split()[2].rstrip("/")
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError("spml serve did not start")
+
+
+def test_the_page_reconnects_after_the_server_restarts(live: Any, bundles: dict[str, Path], tmp_path: Path) -> None:
+    _, browser = live
+    models = tmp_path / "models"
+    for name, path in bundles.items():
+        shutil.copytree(path, models / name)
+    proc, url = _spml_serve("--models-dir", str(models), "--port", "0")
+    port = url.rsplit(":", 1)[1]
+
+    class Server:
+        pass
+
+    server = Server()
+    server.url = url  # type: ignore[attr-defined]
+    page = Page(server, browser)
+    try:
+        page.wait("window.spml.workerReady && window.spml.connected")
+        page.page.select_option("#model-select", "transfer")
+        page.wait("window.spml.model === 'transfer'")
+        page.page.click("#start-camera")
+        page.wait("window.spml.predictions >= 5")
+        proc.kill()  # the server dies: every connection drops at once
+        proc.wait()
+        page.wait("!window.spml.connected", timeout_s=30)
+        assert page.page.is_visible("#reconnect")
+        proc, _ = _spml_serve("--models-dir", str(models), "--port", port)
+        page.wait("window.spml.connected && window.spml.reconnects >= 1", timeout_s=30)
+        # The new server knows nothing of the old session: the page selects its model again,
+        # and predictions resume.
+        before = page.state()["predictions"]
+        page.wait(f"window.spml.predictions >= {before + 5}", timeout_s=30)
+        assert page.state()["lastPrediction"]["model"] == "transfer"
+        assert not page.page.is_visible("#reconnect")
+    finally:
+        page.close()
+        proc.kill()
+        proc.wait()

@@ -190,6 +190,23 @@ def test_time_going_backwards_needs_a_reset(make_app: Any, example_keypoints: An
     assert not [e for e in events if e["name"] == "error"]
 
 
+def test_a_pause_in_the_stream_starts_a_new_window(
+    make_app: Any, example_keypoints: Any, bundles: dict[str, Path], keypoint_messages: Any
+) -> None:
+    seq = example_keypoints
+    client = connect(make_app(max_gap_ms=500))
+    client.emit("select_model", {"name": "transfer"})
+    msgs = keypoint_messages(seq, 0, 16)
+    for msg in msgs[8:]:
+        msg["t_ms"] += 2000.0  # the camera stalled for two seconds after frame 7
+    for msg in msgs:
+        client.emit("keypoints", msg)
+    preds = received(client, "prediction")
+    # Frames 4-7 fill the first window; after the pause frames 8-11 refill it: no mixed window.
+    assert [p["frame"] for p in preds] == [4, 5, 6, 7, 12, 13, 14, 15]
+    assert_same_prediction(preds[4], offline(bundles["transfer"], seq.xyzv[8:13], seq.width, seq.height))
+
+
 def test_bad_select_model_payloads(make_app: Any) -> None:
     client = connect(make_app())
     received(client)

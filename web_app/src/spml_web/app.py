@@ -286,7 +286,7 @@ def _register_socket(socketio: SocketIO) -> None:
         if len(st.sessions) >= st.config.max_sessions:
             raise ConnectionRefusedError(f"server is full ({st.config.max_sessions} sessions)")
         cfg = st.config
-        session = LiveSession(request.sid, cfg.every, cfg.decision_frames, cfg.decision_threshold)
+        session = LiveSession(request.sid, cfg.every, cfg.decision_frames, cfg.decision_threshold, cfg.max_gap_ms)
         st.sessions.add(session)
         hello: dict[str, Any] = {"version": __version__, "models": st.catalog.describe(), "model": None,
                                  "every": session.every, "limits": _limits(cfg)}
@@ -324,6 +324,8 @@ def _register_socket(socketio: SocketIO) -> None:
     @_guarded("reset")
     def on_reset(session: LiveSession, payload: Any = None) -> None:
         session.reset()
+        # A new source: server-side pose starts tracking afresh (its clock may restart at 0).
+        session.close()
 
     @socketio.on("keypoints")
     @_guarded("keypoints")

@@ -28,10 +28,12 @@ class LiveSession:
     every: int
     decision_frames: int
     decision_threshold: float
+    max_gap_ms: float = 1000.0
     model_name: str | None = None
     predictor: Predictor | None = None
     stream: StreamPredictor | None = None
     stream_size: tuple[int, int] | None = None
+    gaps: int = 0
     decisions: DecisionEngine | None = None
     decision: str | None = None
     estimator: PoseEstimator | None = None
@@ -105,6 +107,12 @@ class LiveSession:
                 "no model selected: emit select_model {name} first (GET /api/models lists them)", code="no_model"
             )
         self.check_order(frame, t_ms, "keypoints")
+        if self.stream is not None and self.last_t_ms is not None and t_ms - self.last_t_ms > self.max_gap_ms:
+            # A pause (camera stalled, tab hidden): frames from before it must not share a window
+            # with frames after it, so the window starts again.
+            self.stream.reset()
+            self.filled = 0
+            self.gaps += 1
         stream = self._stream_for(width, height)
         result = stream.push(xyzv)
         self.frames += 1

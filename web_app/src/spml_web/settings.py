@@ -28,6 +28,9 @@ class WebConfig(BaseModel):
     every: int = Field(default=1, ge=1, le=1000, description="Emit a prediction every k frames once the window is full")
     pose_estimator: str = Field(default="mediapipe", description="Estimator component for server-side pose (frame event)")
     pose_model: str = Field(default="lite", description="Estimator model for server-side pose and the page's default")
+    max_gap_ms: float = Field(
+        default=1000.0, gt=0, description="A pause longer than this between frames starts a new window"
+    )
     decision_frames: int = Field(
         default=3, ge=1, le=1000, description="Consecutive predictions a label needs before it becomes the decision"
     )

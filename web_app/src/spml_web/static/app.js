@@ -67,6 +67,7 @@ function pushBounded(arr, v, n = 60) {
 function setConnection(status, cls) {
   $("conn-text").textContent = status;
   $("conn-dot").className = `dot ${cls}`;
+  $("reconnect").hidden = cls === "dot-on";
 }
 
 function connect() {
@@ -422,7 +423,7 @@ async function boot() {
   $("model-select").onchange = (e) => selectModel(e.target.value);
   $("every").onchange = () => selectModel($("model-select").value);
   $("upload-form").onsubmit = uploadBundle;
-  $("conn-text").onclick = () => {
+  $("reconnect").onclick = () => {
     if (!socket.connected) socket.connect();
   };
 }
