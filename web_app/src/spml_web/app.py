@@ -104,8 +104,8 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
     app.config.update(
         SECRET_KEY=cfg.resolved_secret(),
         MAX_CONTENT_LENGTH=cfg.max_upload_bytes + 64 * 1024,  # the multipart envelope around the zip
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     if cfg.message_queue:
         from spml_web.message_queue import check_message_queue
 
