@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spml_core.errors import SpmlError
+from spml_core.errors import ConfigError, SpmlError
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -27,6 +27,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="emit a prediction every K frames once the window is full (default 1)")
     p.add_argument("--pose-model", default="lite", choices=("lite", "full", "heavy"),
                    help="MediaPipe model for server-side pose and the page's default (default lite)")
+    p.add_argument("--config", type=Path, metavar="CONFIG_YML",
+                   help="spml config whose `actuators:` block the live predictions drive (BLE, OSC, ...; "
+                        "docs/actuation.md); action-log paths resolve against its folder. Without it: no actuators")
     p.add_argument("--decision-frames", type=int, default=3, metavar="N",
                    help="consecutive predictions a class needs before it becomes the decision (default 3)")
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
@@ -64,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
     registry = Registry().load()
     print_load_errors(registry)
+    actuation: dict[str, Any] = {}
+    if args.config is not None:
+        from spml_core.config import load_config
+
+        spml_config = load_config(args.config)
+        actuation = {"actuators": spml_config.actuators, "actuation_dir": spml_config.base_dir}
+        _print_actuators(args.config, spml_config)
     config = {
         "model": args.model,
         "models_dir": args.models_dir,
@@ -74,8 +84,15 @@ def run(args: argparse.Namespace) -> int:
         "max_upload_bytes": int(args.max_upload_mb * (1 << 20)),
         "message_queue": args.message_queue,
         "message_queue_channel": args.message_queue_channel,
+        **actuation,
     }
-    app = create_app(config, registry=registry)
+    try:
+        app = create_app(config, registry=registry)
+    except ConfigError as exc:
+        if args.config is not None and str(exc).startswith("actuators."):
+            # The hub names the key path; the user also needs the file.
+            raise ConfigError("\n".join(f"{args.config}: {line}" for line in str(exc).splitlines())) from None
+        raise
     if args.message_queue:
         from spml_web.message_queue import redact
 
@@ -83,3 +100,11 @@ def run(args: argparse.Namespace) -> int:
               f"(channel {args.message_queue_channel})", flush=True)
     serve_forever(app, args.host, args.port)
     return 0
+
+
+def _print_actuators(path: Path, cfg: Any) -> None:
+    if not cfg.actuators:
+        print(f"spml serve: {path} has no actuators: block; predictions drive no device", flush=True)
+    for a in cfg.actuators:
+        log = cfg.resolve(a.log) if a.log is not None else "no log"
+        print(f"spml serve: actuator {a.label} ({a.use}, run_in {a.run_in}; actions logged to {log})", flush=True)

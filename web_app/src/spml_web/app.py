@@ -1,5 +1,10 @@
 """The Flask app factory: HTTP routes for the page and its assets, the model API, and the
 Socket.IO live protocol (docs/protocol.md). All state lives on ``app.extensions["spml"]``.
+
+Actuation (docs/actuation.md): one :class:`ActuationHub` per app drives the configured actuators;
+each connection has its own :class:`ActuationSession` (its own decision state) that is fed every
+prediction after it has been emitted, and is closed (off actions) on disconnect, reset, a model
+switch and app shutdown (:func:`close_app`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from flask_socketio import SocketIO, emit
 from werkzeug.exceptions import HTTPException
 
 from spml_core import __version__ as core_version
+from spml_core.actuation import ActuationHub
 from spml_core.errors import SpmlError
 from spml_core.registry import Registry
 from spml_core.skeleton import POSE_CONNECTIONS
@@ -62,7 +68,9 @@ class WebState:
     catalog: ModelCatalog
     sessions: SessionStore
     socketio: SocketIO
+    actuation: ActuationHub
     started_at: float = field(default_factory=time.time)
+    closed: bool = False
 
 
 def state(app: Flask | None = None) -> WebState:
@@ -132,15 +140,27 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
     )
     limit_websocket_messages(socketio.server.eio, cfg.max_message_bytes)
     catalog = ModelCatalog(cfg.models_dir, cfg.model, registry=registry)
-    app.extensions["spml"] = WebState(cfg, registry, catalog, SessionStore(), socketio)
     if cfg.model is not None:
         catalog.get(catalog.default_name or "")  # fail at start-up, not on the first connection
+    # Built last: its runner threads start connecting to the devices at once (a bad actuator
+    # config raises ConfigError naming actuators.N... before any thread is left behind).
+    actuation = ActuationHub(cfg.actuators, registry, base_dir=cfg.actuation_dir)
+    app.extensions["spml"] = WebState(cfg, registry, catalog, SessionStore(), socketio, actuation)
     _register_http(app)
     _register_socket(socketio)
     return app
 
 
 # ------------------------------------------------------------------------------------ HTTP
+def close_app(app: Flask, timeout: float = 2.0) -> None:
+    """Shut the app's actuation down: every session's devices get their off action, runners stop."""
+    st = state(app)
+    if st.closed:
+        return
+    st.closed = True
+    st.actuation.close(timeout)
+
+
 def _register_http(app: Flask) -> None:
     @app.after_request
     def _headers(response: Any) -> Any:
@@ -217,7 +237,8 @@ def _register_http(app: Flask) -> None:
     def api_health() -> Any:
         st = state()
         return jsonify({"status": "ok", "version": __version__, "spml_core": core_version,
-                        "uptime_s": round(time.time() - st.started_at, 1), "sessions": st.sessions.summary()})
+                        "uptime_s": round(time.time() - st.started_at, 1), "sessions": st.sessions.summary(),
+                        "actuators": st.actuation.status()})
 
     @app.get("/pose-models/<name>.task")
     def pose_model(name: str) -> Any:
@@ -279,6 +300,33 @@ def _frame_of(args: tuple[Any, ...]) -> int | None:
     return None
 
 
+def _start_actuation(st: WebState, session: LiveSession) -> None:
+    """Open the session's actuation stream (nothing when no actuator is configured)."""
+    if not st.actuation.targets or st.closed:
+        return
+    sid, socketio = session.sid, st.socketio
+
+    def emit_action(event: dict[str, Any]) -> None:
+        # Called from the connection's thread or the dead-man watchdog's: a server-level emit.
+        socketio.emit("action", event, to=sid)
+
+    session.actuation = st.actuation.session(emit=emit_action, session_id=sid)
+
+
+def _restart_actuation(st: WebState, session: LiveSession) -> None:
+    """A new stream (reset, another model): end the old one's actions, start afresh."""
+    session.end_actuation()
+    _start_actuation(st, session)
+
+
+def _emit_prediction(session: LiveSession, result: dict[str, Any], t0: float) -> None:
+    result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
+    emit("prediction", result)
+    # After the emit: the prediction never waits for the decision layer (microseconds anyway,
+    # and the devices are driven on their own threads).
+    session.act(result)
+
+
 def _register_socket(socketio: SocketIO) -> None:
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
@@ -300,7 +348,9 @@ def _register_socket(socketio: SocketIO) -> None:
             else:
                 session.set_model(default, predictor)
                 hello.update(model=default, classes=predictor.classes, window=predictor.window)
+        _start_actuation(st, session)
         emit("hello", hello)
+        emit("actuators", {"actuators": st.actuation.browser_targets()})
         if problem:
             _error(problem, "bad_model", "connect")
 
@@ -315,8 +365,10 @@ def _register_socket(socketio: SocketIO) -> None:
     @_guarded("select_model")
     def on_select(session: LiveSession, payload: Any = None) -> None:
         name, every = parse_select(payload)
-        predictor = state().catalog.get(name)
+        st = state()
+        predictor = st.catalog.get(name)
         session.set_model(name, predictor, every)
+        _restart_actuation(st, session)  # the old model's bout ends with its stream
         emit("model_selected", {"name": name, "classes": predictor.classes, "window": predictor.window,
                                 "every": session.every})
 
@@ -324,8 +376,10 @@ def _register_socket(socketio: SocketIO) -> None:
     @_guarded("reset")
     def on_reset(session: LiveSession, payload: Any = None) -> None:
         session.reset()
-        # A new source: server-side pose starts tracking afresh (its clock may restart at 0).
+        # A new source: server-side pose starts tracking afresh (its clock may restart at 0),
+        # and the actuators see the old stream end (off actions) before the new one starts.
         session.close()
+        _start_actuation(state(), session)
 
     @socketio.on("keypoints")
     @_guarded("keypoints")
@@ -334,8 +388,7 @@ def _register_socket(socketio: SocketIO) -> None:
         msg = parse_keypoints(payload)
         result = session.push(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height)
         if result is not None:
-            result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
-            emit("prediction", result)
+            _emit_prediction(session, result, t0)
 
     @socketio.on("frame")
     @_guarded("frame")
@@ -362,8 +415,7 @@ def _register_socket(socketio: SocketIO) -> None:
             return
         result = session.push(msg.frame, msg.t_ms, xyzv, width, height)
         if result is not None:
-            result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
-            emit("prediction", result)
+            _emit_prediction(session, result, t0)
 
     @socketio.on(MALFORMED_EVENT)
     @_guarded(MALFORMED_EVENT)

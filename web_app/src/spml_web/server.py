@@ -10,6 +10,7 @@ waited ~40 ms for delayed ACKs.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from typing import TYPE_CHECKING
 
@@ -61,10 +62,13 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
-        """Stop accepting connections and close the listening socket."""
+        """Stop accepting connections, close the listening socket, and shut the app's actuators down."""
+        from spml_web.app import close_app
+
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=5)
+        close_app(self.app)
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
@@ -73,9 +77,19 @@ class BackgroundServer:
         self.stop()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_forever(app: Flask, host: str = "127.0.0.1", port: int = 5001) -> None:
-    """Serve until interrupted (Ctrl-C), printing the URL."""
+    """Serve until interrupted (Ctrl-C or SIGTERM), printing the URL; devices get their off actions on the way out."""
+    from spml_web.app import close_app
+
     server = make_app_server(app, host, port)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (systemd, docker stop, kill) shuts down like Ctrl-C, so a stimulator is switched off.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
     print(f"spml serve: http://{host}:{server.server_port}/  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
@@ -83,3 +97,6 @@ def serve_forever(app: Flask, host: str = "127.0.0.1", port: int = 5001) -> None
         pass
     finally:
         server.server_close()
+        close_app(app)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,6 +1,7 @@
 """Per-connection live state: each Socket.IO session has its own model stream, window, decision
-state and (for server-side pose) its own estimator. Nothing is shared between sessions except the
-read-only loaded model; state is created on connect and dropped on disconnect.
+state, actuation session and (for server-side pose) its own estimator. Nothing is shared between
+sessions except the read-only loaded model and the app's actuators (whose runners take actions
+from every session); state is created on connect and dropped on disconnect.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from spml_core.decisions import DecisionConfig, DecisionEngine
 from spml_web.protocol import ProtocolError
 
 if TYPE_CHECKING:
+    from spml_core.actuation import ActuationSession
     from spml_core.bundle import Predictor, StreamPredictor
     from spml_core.components import PoseEstimator
 
@@ -37,6 +39,7 @@ class LiveSession:
     decisions: DecisionEngine | None = None
     decision: str | None = None
     estimator: PoseEstimator | None = None
+    actuation: ActuationSession | None = None
     frames: int = 0
     filled: int = 0  # frames pushed since the window first filled
     predictions: int = 0
@@ -142,8 +145,20 @@ class LiveSession:
             "actions": [{"action": a.action, "label": a.label, "reason": a.reason} for a in actions],
         }
 
+    def act(self, result: dict[str, Any]) -> None:
+        """Feed a prediction (already emitted) to the actuators' decision layer; never waits for a device."""
+        if self.actuation is not None:
+            self.actuation.on_prediction(result["t_ms"], result["label"], result["probabilities"], result["frame"])
+
+    def end_actuation(self) -> None:
+        """The stream stopped: devices this session turned on get their off action (reason stream_end)."""
+        if self.actuation is not None:
+            self.actuation.close()
+            self.actuation = None
+
     def close(self) -> None:
-        """Release native resources (the server-side estimator)."""
+        """Release native resources (the server-side estimator) and end the actuation session."""
+        self.end_actuation()
         if self.estimator is not None:
             self.estimator.close()
             self.estimator = None

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spml_core.config import ActuatorConfig
 from spml_core.errors import ConfigError
 
 MiB = 1 << 20
@@ -55,6 +56,14 @@ class WebConfig(BaseModel):
     message_queue_channel: str = Field(
         default="spml", min_length=1, description="Redis pub/sub channel; one per deployment sharing a Redis server"
     )
+    actuators: list[ActuatorConfig] = Field(
+        default_factory=list,
+        description="Actuators driven by every session's predictions (config.yml's actuators: block; docs/actuation.md)",
+    )
+    actuation_dir: Path | None = Field(
+        default=None,
+        description="Folder that relative actuator paths (action logs) resolve against: the config file's folder",
+    )
     ping_interval: float = Field(default=10.0, gt=0, description="Engine.IO ping interval in seconds")
     ping_timeout: float = Field(default=20.0, gt=0, description="Engine.IO ping timeout in seconds")
 
@@ -70,6 +79,15 @@ class WebConfig(BaseModel):
     def _redis_url(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("redis://", "rediss://")):
             raise ValueError("expected a Redis URL like redis://HOST:6379/0 (or rediss:// for TLS)")
+        return v
+
+    @field_validator("actuators")
+    @classmethod
+    def _unique_actuators(cls, v: list[ActuatorConfig]) -> list[ActuatorConfig]:
+        names = [a.label for a in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"actuator names must be unique; give each a `name:` (repeated: {', '.join(dupes)})")
         return v
 
     def resolved_secret(self) -> str:
