@@ -3,6 +3,7 @@
 import { io } from "/static/vendor/socket.io/socket.io.esm.min.js";
 import { Timeline } from "/static/timeline.js";
 import { drawPose, clearOverlay } from "/static/overlay.js";
+import { createBluetoothPanel } from "/static/js/bluetooth.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,6 +17,9 @@ const state = {
   posesWithPerson: 0,
   predictions: 0,
   lastPrediction: null,
+  actions: 0,
+  lastAction: null,
+  actuators: [],
   errors: [],
   mode: "browser",
   running: false,
@@ -72,6 +76,8 @@ function setConnection(status, cls) {
 
 function connect() {
   socket = io({ transports: ["websocket", "polling"], reconnectionDelayMax: 3000 });
+  // The panel listens to `actuators` and `action` on this socket and writes run_in: browser actions.
+  createBluetoothPanel($("bluetooth-card"), socket);
   socket.on("connect", () => {
     state.connected = true;
     state.transport = socket.io.engine.transport.name;
@@ -94,6 +100,10 @@ function connect() {
   socket.on("models", (msg) => fillModels(msg.models, state.model));
   socket.on("model_selected", onModelSelected);
   socket.on("prediction", onPrediction);
+  socket.on("actuators", (msg) => {
+    state.actuators = (msg && msg.actuators) || [];
+  });
+  socket.on("action", onAction);
   socket.on("pose", onServerPose);
   socket.on("error", onServerError);
   socket.on("health_pong", (msg) => {
@@ -184,6 +194,15 @@ function onPrediction(msg) {
     list.append(li);
   }
   timeline.add(msg.label, msg.probabilities[msg.label]);
+}
+
+// Actions of the server's decision layer, for every configured actuator (docs/actuation.md).
+function onAction(ev) {
+  state.actions += 1;
+  state.lastAction = ev;
+  const where = ev.run_in === "browser" ? "this browser" : "server";
+  const why = ev.action === "suppressed" ? ` (suppressed: ${ev.reason})` : ev.reason === "bout" ? "" : ` (${ev.reason})`;
+  log(`${ev.actuator} [${where}]: ${ev.action} ${ev.label}${why}`);
 }
 
 // ---------------------------------------------------------------- pose
