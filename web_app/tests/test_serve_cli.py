@@ -41,6 +41,19 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
     assert out.returncode == 1 and "every" in out.stderr
 
 
+def test_bad_actuator_config_is_a_clear_error(tmp_path: Path) -> None:
+    out = spml("serve", "--config", str(tmp_path / "nope.yml"))
+    assert out.returncode == 1 and "nope.yml: config file not found" in out.stderr
+    config = tmp_path / "config.yml"
+    config.write_text("actuators:\n  - use: no_such_actuator\n    decisions: {actions: {step: '01'}}\n")
+    out = spml("serve", "--config", str(config))
+    assert out.returncode == 1
+    assert f"{config}: actuators.0.use:" in out.stderr and "no_such_actuator" in out.stderr
+    config.write_text("actuators:\n  - use: ble\n    options: {device_name: x}\n    decisions: {actions: {step: '0g'}}\n")
+    out = spml("serve", "--config", str(config))
+    assert out.returncode == 1 and "actuators.0.decisions.actions.step: cannot encode '0g' as hex" in out.stderr
+
+
 @pytest.mark.slow
 def test_serve_runs_until_interrupted(bundles: dict[str, Path], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
