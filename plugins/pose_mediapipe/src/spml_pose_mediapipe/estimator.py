@@ -86,7 +86,7 @@ class MediaPipePose(PoseEstimator):
         return self._model_path
 
     def version(self) -> str:
-        """mediapipe version, bundle file and its short SHA-256, e.g. 'mediapipe 0.10.31; pose_landmarker_full.task@ab12...'."""
+        """'mediapipe <version>; <bundle file>@<sha256 prefix>': names the exact model in outputs."""
         if self._version is None:
             try:
                 mp_version = version("mediapipe")
