@@ -423,8 +423,11 @@ def build_dataset(
     widths = np.repeat(np.array([i.width for i in infos], dtype=np.int64), sizes)
     heights = np.repeat(np.array([i.height for i in infos], dtype=np.int64), sizes)
     if not include_unlabeled:
-        # A frame is labeled when every class has a label (StreamPoseML's rule).
-        keep = np.logical_and.reduce([codes[c] >= 0 for c in cats])
+        # A frame is labeled when every class has a label (StreamPoseML's rule), counting only the
+        # classes some annotation uses: one config may map labels of several studies, and a class no
+        # video uses would otherwise leave no labeled frame at all.
+        used = [c for c in cats if (codes[c] >= 0).any()] or list(cats)
+        keep = np.logical_and.reduce([codes[c] >= 0 for c in used])
         landmarks, frames, stamps = np.asfortranarray(landmarks[keep]), frames[keep], stamps[keep]
         video_index, widths, heights = video_index[keep], widths[keep], heights[keep]
         codes = {c: v[keep] for c, v in codes.items()}
@@ -540,10 +543,12 @@ class FrameDataset:
 
     @property
     def labeled_mask(self) -> np.ndarray:
-        """True for frames where every class column holds a label."""
-        if not self.classes:
+        """True for frames where every class column that holds any label holds one."""
+        present = [self.frames[c].notna().to_numpy() for c in self.classes]
+        used = [m for m in present if m.any()]
+        if not used:
             return np.zeros(len(self.frames), dtype=bool)
-        return np.logical_and.reduce([self.frames[c].notna().to_numpy() for c in self.classes])
+        return np.logical_and.reduce(used)
 
     @property
     def labeled_frames(self) -> pd.DataFrame:

@@ -152,6 +152,16 @@ def test_labeled_only_keeps_frames_where_every_class_is_labeled(project: Path) -
     assert df[CLASSES].notna().all().all()
 
 
+def test_labeled_only_ignores_classes_no_annotation_uses(project: Path) -> None:
+    cfg = write_config(project, label_class_mapping={
+        "Left Step": "step_type", "Right Step": "step_type", "Successful Weight Transfer": "weight_transfer_type",
+        "Failure Weight Transfer": "weight_transfer_type", "Jumping Jack": "movement"})
+    assert run_cli("--out", "ds.parquet", "--labeled-only", "--config", str(cfg)) == 0
+    df = read_dataset(project / "ds.parquet")
+    # clip_a frames 2-10 and clip_b frames 0-5 carry both used classes; 'movement' is empty everywhere.
+    assert len(df) == 9 + 6 and df["movement"].isna().all()
+
+
 def test_name_field_matches_exactly_never_by_substring(project: Path) -> None:
     save_sequence(project / "keypoints", "clip_a_2", 12, seed=4)
     df, report = build_dataset("keypoints", "annotations", AnnotationSchema())

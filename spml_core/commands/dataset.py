@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     unlabeled.add_argument("--include-unlabeled", dest="include_unlabeled", action="store_true", default=True,
                            help="keep frames without labels, with empty class columns (default)")
     unlabeled.add_argument("--labeled-only", dest="include_unlabeled", action="store_false",
-                           help="keep only frames where every class has a label")
+                           help="keep only frames where every class used by some annotation has a label")
     labels.add_argument("--strict", action="store_true",
                         help="fail on clipped ranges, unknown labels and annotation files matching no video")
     labels.add_argument("--quiet", "-q", action="store_true", help="print no report table or progress")
