@@ -1,9 +1,8 @@
 """Tests of the offline .task bundle builder (spml_pose_mediapipe.model_bundle).
 
 The error-path tests use a fake npm package dir and never import mediapipe, so
-they run in milliseconds.  The checks of real bundles run only when
-SPML_MEDIAPIPE_MODELS names a directory holding bundles built by
-`python -m spml_pose_mediapipe.model_bundle --out DIR`.
+they run in milliseconds.  The checks of real bundles read the bundles the plugin
+resolves (the package's models/ built by `make setup`, or $SPML_MEDIAPIPE_MODELS).
 """
 
 from __future__ import annotations
@@ -95,19 +94,12 @@ def test_compressed_bundle_is_not_valid(tmp_path: Path) -> None:
     assert not mb.is_valid_bundle(bundle)
 
 
-_MODELS_DIR = os.environ.get("SPML_MEDIAPIPE_MODELS")
-
-
-@pytest.mark.skipif(
-    not _MODELS_DIR,
-    reason="SPML_MEDIAPIPE_MODELS not set (point it at a dir built with "
-    "`python -m spml_pose_mediapipe.model_bundle --out DIR`)",
-)
 @pytest.mark.parametrize("model", mb.MODEL_NAMES)
 def test_real_bundle_is_uncompressed_zip_with_both_models(model: str) -> None:
-    path = Path(_MODELS_DIR or "") / f"pose_landmarker_{model}.task"
-    if not path.is_file():
-        pytest.skip(f"{path} not built")
+    """The bundles the plugin actually uses (built by `make setup`, or $SPML_MEDIAPIPE_MODELS)."""
+    from spml_pose_mediapipe.model_files import resolve_model
+
+    path = resolve_model(model)  # raises with a how-to-build message when missing: a setup failure
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
         assert sorted(i.filename for i in infos) == sorted(mb.BUNDLE_MEMBERS)
