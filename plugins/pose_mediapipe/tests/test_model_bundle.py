@@ -7,7 +7,6 @@ resolves (the package's models/ built by `make setup`, or $SPML_MEDIAPIPE_MODELS
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
