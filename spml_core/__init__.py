@@ -14,9 +14,10 @@ __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("spml")
 
-if TYPE_CHECKING:
-    from spml_core.pose import PoseSequence, load_keypoints
-    from spml_core.registry import Registry
+if TYPE_CHECKING:  # names resolved lazily by __getattr__ below
+    from spml_core.bundle import Predictor, load_bundle  # noqa: F401
+    from spml_core.pose import PoseSequence, load_keypoints  # noqa: F401
+    from spml_core.registry import Registry  # noqa: F401
 
 _LAZY = {
     "PoseSequence": "spml_core.pose",

@@ -348,7 +348,6 @@ def build_dataset(
 ) -> tuple[pd.DataFrame, AlignmentReport]:
     """Merge keypoints and annotations into one DataFrame (a row per frame) and an AlignmentReport."""
     import pandas as pd
-    import pyarrow as pa
 
     from spml_core.progress import progress_bar
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from spml_core.errors import SpmlError
-from spml_core.formatting import FeaturePipelineSpec, format_dataset_frames, format_frames
+from spml_core.formatting import FeaturePipelineSpec, format_dataset_frames
 from spml_core.skeleton import landmark_columns
 
 pytestmark = pytest.mark.slow  # the session's MediaPipe extraction of the example video
