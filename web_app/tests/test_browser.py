@@ -1,15 +1,19 @@
 """End to end in real headless Chromium (Debian's chromium driven by Playwright, never a downloaded
 browser): the example video is the fake camera; pose runs in the page's worker (or on the server),
 the overlay draws, predictions arrive, and nothing is fetched from anywhere but this server.
-A screenshot is saved to build/test-artifacts/web_e2e.png.
+A screenshot is saved to build/test-artifacts/web_e2e.png. The Bluetooth panel writes the server's
+decisions to a BLE device emulated by Chromium itself (DevTools' BluetoothEmulation domain).
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import re
 import shutil
 import subprocess
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +30,12 @@ MEDIAPIPE_LOG = re.compile(r"^(INFO: |[IW]\d{4} )")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    # Web Bluetooth is behind a flag on Linux; the test device is emulated through DevTools.
+    "--enable-features=WebBluetooth",
 ]
+PAGE_ACTUATOR = {"use": "ble", "name": "page-ble", "run_in": "browser",
+                 "options": {"device_name": "SPML-Page", "service_uuid": "ffe0", "characteristic_uuid": "ffe1"},
+                 "decisions": {"actions": {"Left Step": "0a", "Right Step": "0b"}, "off": "ff", "min_bout": 3}}
 
 
 def _requirements() -> str | None:
@@ -68,7 +77,8 @@ def live(bundles: dict[str, Path], fake_camera: Path, tmp_path_factory: pytest.T
     models = tmp_path_factory.mktemp("browser_models")
     for name, path in bundles.items():
         shutil.copytree(path, models / name)
-    app = create_app({"models_dir": models, "model": models / "steps"})
+    app = create_app({"models_dir": models, "model": models / "steps", "actuators": [PAGE_ACTUATOR],
+                      "actuation_dir": tmp_path_factory.mktemp("actuation")})
     with BackgroundServer(app) as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                      args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fake_camera}"])
@@ -133,9 +143,91 @@ def test_camera_pose_in_a_worker_overlay_and_predictions(live: Any) -> None:
         page.page.screenshot(path=str(ARTIFACTS / "web_e2e.png"))
         assert page.foreign == [], page.foreign  # no CDN, no model download: everything from the app
         assert state["errors"] == []
+        assert page.page.is_visible("#bt-connect")  # the Bluetooth panel, preset from the server's actuators
+        assert page.page.input_value("#bt-actuator") == "page-ble"
+        assert page.page.input_value("#bt-name") == "SPML-Page"
         assert not [e for e in page.errors if not MEDIAPIPE_LOG.match(e)], page.errors
     finally:
         page.close()
+
+
+class EmulatedBleDevice:
+    """A BLE peripheral emulated by Chromium (DevTools BluetoothEmulation) that records the bytes written to it."""
+
+    ADDRESS = "09:09:09:09:09:09"
+
+    def __init__(self, browser: Any, page: Any, name: str, service: str, characteristic: str) -> None:
+        self.writes: list[str] = []
+        self.cdp = browser.new_browser_cdp_session()
+        self.cdp.send("BluetoothEmulation.enable", {"state": "powered-on", "leSupported": True})
+        self.cdp.send("BluetoothEmulation.simulatePreconnectedPeripheral", {
+            "address": self.ADDRESS, "name": name, "manufacturerData": [], "knownServiceUuids": [service]})
+        svc = self.cdp.send("BluetoothEmulation.addService", {"address": self.ADDRESS, "serviceUuid": service})
+        self.cdp.send("BluetoothEmulation.addCharacteristic", {
+            "serviceId": svc["serviceId"], "characteristicUuid": characteristic,
+            "properties": {"write": True, "writeWithoutResponse": True}})
+        self.cdp.on("BluetoothEmulation.gattOperationReceived", self._gatt)
+        self.cdp.on("BluetoothEmulation.characteristicOperationReceived", self._characteristic)
+        # The device chooser requestDevice() opens: pick the emulated device (once per prompt).
+        self.page_cdp = page.context.new_cdp_session(page)
+        self.page_cdp.send("DeviceAccess.enable")
+        self.page_cdp.on("DeviceAccess.deviceRequestPrompted", self._prompt)
+        self._prompts: set[str] = set()
+
+    def _prompt(self, event: dict[str, Any]) -> None:
+        if event["devices"] and event["id"] not in self._prompts:
+            self._prompts.add(event["id"])
+            self.page_cdp.send("DeviceAccess.selectPrompt", {"id": event["id"], "deviceId": event["devices"][0]["id"]})
+
+    def _gatt(self, event: dict[str, Any]) -> None:  # connection and service discovery succeed
+        self.cdp.send("BluetoothEmulation.simulateGATTOperationResponse",
+                      {"address": event["address"], "type": event["type"], "code": 0})
+
+    def _characteristic(self, event: dict[str, Any]) -> None:
+        if event["type"] != "write":
+            return
+        self.writes.append(base64.b64decode(event.get("data", "")).hex())
+        if event.get("writeType") == "write-with-response":
+            self.cdp.send("BluetoothEmulation.simulateCharacteristicOperationResponse",
+                          {"characteristicId": event["characteristicId"], "type": "write", "code": 0})
+
+    def close(self) -> None:
+        self.cdp.send("BluetoothEmulation.disable")
+        self.cdp.detach()
+        self.page_cdp.detach()
+
+
+def test_bluetooth_panel_writes_the_servers_actions_to_a_device(live: Any) -> None:
+    server, browser = live
+    page = Page(server, browser)
+    device = EmulatedBleDevice(browser, page.page, "SPML-Page", "0000ffe0-0000-1000-8000-00805f9b34fb",
+                               "0000ffe1-0000-1000-8000-00805f9b34fb")
+    try:
+        page.page.wait_for_function("() => window.spmlBluetooth && window.spmlBluetooth.targets.length")
+        page.wait("window.spml.workerReady && window.spml.connected")
+        page.page.click("#bt-connect")  # requestDevice needs a user gesture
+        page.page.wait_for_function("() => window.spmlBluetooth.status === 'connected'", timeout=15000)
+        page.page.click("#start-camera")
+        page.page.wait_for_function("() => window.spmlBluetooth.writes.length >= 3", timeout=60000)
+        page.page.click("#stop")
+        written = page.page.evaluate("() => window.spmlBluetooth.writes")
+        sid = page.state()["sid"]
+    finally:
+        device.close()
+        page.close()
+    assert all(w["ok"] for w in written), written
+    assert device.writes[: len(written)] == [w["payload_hex"] for w in written]
+    assert written[0]["action"] == "on" and {w["payload_hex"] for w in written} <= {"0a", "0b", "ff"}
+    # The bytes are the server's decisions for this page, in order: what its action log says it emitted.
+    log = server.app.extensions["spml"].config.actuation_dir / "logs" / "actions.jsonl"
+    deadline = time.monotonic() + 5
+    while True:
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        emitted = [r["payload_hex"] for r in records if r["session"] == sid and r["actuator"] == "page-ble"]
+        if len(emitted) >= len(written) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [w["payload_hex"] for w in written] == emitted[: len(written)]
 
 
 def test_server_side_pose_fallback(live: Any) -> None:

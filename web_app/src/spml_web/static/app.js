@@ -17,6 +17,7 @@ const state = {
   posesWithPerson: 0,
   predictions: 0,
   lastPrediction: null,
+  sid: null,
   actions: 0,
   lastAction: null,
   actuators: [],
@@ -80,6 +81,7 @@ function connect() {
   createBluetoothPanel($("bluetooth-card"), socket);
   socket.on("connect", () => {
     state.connected = true;
+    state.sid = socket.id; // the server's session id: it names this page in the action log
     state.transport = socket.io.engine.transport.name;
     setConnection(`connected (${state.transport})`, "dot-on");
   });
