@@ -48,3 +48,11 @@ def example_keypoints(example_keypoints_dir: Path):
     from spml_core.pose import load_keypoints
 
     return load_keypoints(example_keypoints_dir / "example_video.parquet")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cwd(tmp_path_factory: pytest.TempPathFactory):
+    """Run the tests in an empty folder, so commands that read ./config.yml never see the repo's own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path_factory.mktemp("cwd"))
+        yield
