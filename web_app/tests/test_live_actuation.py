@@ -33,7 +33,7 @@ VirtualPeripheral = pytest.importorskip("spml_actuator_ble.virtual", reason="nee
 STIM = {"actions": {"Left Step": "01", "Right Step": "02"}, "off": "00", "threshold": 0.6, "exit_threshold": 0.5,
         "min_bout": 3, "dead_man_ms": 5000}
 PAGE = {"actions": {"Left Step": "0a", "Right Step": "0b", "Successful Weight Transfer": "0c"}, "off": "ff",
-        "threshold": 0.6, "exit_threshold": 0.5, "min_bout": 3, "dead_man_ms": 1000}
+        "threshold": 0.6, "exit_threshold": 0.5, "min_bout": 3, "dead_man_ms": 1500}
 
 
 def actuators(vp: Any, log: str | None = "actions.jsonl") -> list[dict[str, Any]]:
@@ -152,11 +152,11 @@ def test_sessions_drive_the_peripheral_and_the_page(
         assert [e for e in got if e["actuator"] == "page"] == want_page
         assert want_stim[-1]["action"] == "on" and want_page[-1]["action"] == "on"  # the video ends mid-bout
 
-        # The stream stops: the page's actuator (dead_man_ms 1000) is switched off by the watchdog,
+        # The stream stops: the page's actuator (dead_man_ms 1500) is switched off by the watchdog,
         # the stimulator (5000) stays on until the browser goes away.
         (dead,) = [e for e in a.wait_for("action", len(got) + 1, timeout=5)[len(got):]]
         assert (dead["actuator"], dead["action"], dead["reason"], dead["payload_hex"]) == ("page", "off", "dead_man", "ff")
-        assert dead["t_ms"] == pytest.approx(preds[-1]["t_ms"] + 1000)
+        assert dead["t_ms"] == pytest.approx(preds[-1]["t_ms"] + 1500)
         assert peripheral.received[-1].data in (b"\x01", b"\x02")
         a.close()
         wait_until(lambda: peripheral.received and peripheral.received[-1].data == b"\x00", what="off on disconnect")
@@ -177,12 +177,16 @@ def test_sessions_drive_the_peripheral_and_the_page(
         b.close()
     live.stop()  # flushes the action log
 
-    # What the device received is exactly what the log says was sent, in order.
+    # Every decision has one log record (sent, or dropped by the runner's policy when the device was
+    # busy: records are written when resolved, so a dropped one may precede an earlier decision's
+    # "sent"), and the device received exactly what the log says was sent, in order.
     records = log_records(tmp_path / "actions.jsonl", "stim")
     off = {"action": "off", "label": want_stim[-1]["label"], "reason": "stream_end", "frame": preds[-1]["frame"]}
-    assert [(r["action"], r["label"], r["frame"]) for r in records] == [
-        (d["action"], d["label"], d["frame"]) for d in [*want_stim, off]
-    ]
+
+    def key(r: dict[str, Any]) -> tuple[int, bool, str, str]:
+        return (r["frame"], r["action"] == "on", r["action"], r["label"])
+
+    assert sorted(map(key, records)) == sorted(map(key, [*want_stim, off]))
     sent = [bytes.fromhex(r["payload_hex"]) for r in records if r["result"] == "sent"]
     assert [r.data for r in peripheral.received] == sent
     assert sent.count(b"\x01") + sent.count(b"\x02") >= 1 and sent[-1] == b"\x00"
