@@ -129,12 +129,6 @@ def _is_failure(result: Any) -> bool:
     return isinstance(result, BaseException) or result.status == "failed"
 
 
-def _extras_ok(job: Any) -> bool:
-    from spml_core.extract import _extras_present
-
-    return _extras_present(job)
-
-
 def _frame_count(video: Path) -> int:
     try:
         import cv2
