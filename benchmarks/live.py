@@ -13,8 +13,12 @@ StreamPoseClient.run_keypoint_pipeline per frame, window 10, TenFrameFlatColumnA
 an XGBoost model trained on rows made by that same transformer from the same keypoints and
 labels. It runs in its own venv (build/spml-ref-venv, created if absent).
 
+With --actuator the same runs are repeated on a server started with `--config` holding a `ble`
+actuator (bumble, to a virtual peripheral in this process) whose decisions act on every bout:
+the server latency with and without actuation (target: no measurable increase).
+
 Run: .venv/bin/python benchmarks/live.py [--clients 1,20] [--loops 1] [--no-ref] [--frames-mode]
-     [--nagle-compare]
+     [--nagle-compare] [--actuator]
 """
 
 from __future__ import annotations
@@ -103,10 +107,10 @@ srv.serve_forever()
 class Server:
     """`spml serve` (or the same app with Nagle left on) as a child process."""
 
-    def __init__(self, model: Path, variant: str = "spml-serve") -> None:
+    def __init__(self, model: Path, variant: str = "spml-serve", extra: list[str] | None = None) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if variant == "spml-serve":
-            cmd = [sys.executable, "-m", "spml_core", "serve", "--model", str(model), "--port", "0"]
+            cmd = [sys.executable, "-m", "spml_core", "serve", "--model", str(model), "--port", "0", *(extra or [])]
         else:
             cmd = [sys.executable, "-c", SERVER_SNIPPET, str(model), variant]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
@@ -122,6 +126,14 @@ class Server:
         if not self.url:
             self.stop()
             raise SystemExit("the server did not start")
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -353,7 +365,54 @@ def run_reference(seq: Any, ds: Path, frames: int) -> dict[str, Any] | None:
 def fmt(r: dict[str, Any]) -> str:
     return (f"{r['clients']:>3} client(s): server p50 {r['server_p50']:6.2f} ms  p99 {r['server_p99']:6.2f} ms | "
             f"round trip p50 {r['rtt_p50']:6.2f} ms  p99 {r['rtt_p99']:6.2f} ms | "
-            f"{r['predictions']}/{r['expected']} predictions, {r['late_sends']} late sends")
+            f"{r['predictions']}/{r['expected']} predictions, {r['late_sends']} late sends"
+            + (f" | server CPU {r['server_cpu_s']:.2f} s" if "server_cpu_s" in r else ""))
+
+
+def run_with_actuator(model: Path, payloads: list[dict[str, Any]], clients: list[int],
+                      without: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same runs on `spml serve --config` with a `ble` actuator on a virtual peripheral."""
+    import urllib.request
+
+    import yaml
+    from spml_actuator_ble.virtual import VirtualPeripheral
+
+    out = []
+    with VirtualPeripheral(name="SPML-Bench") as vp, tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yml"
+        config.write_text(yaml.safe_dump({"actuators": [{
+            "use": "ble", "name": "stim", "log": "actions.jsonl",
+            "options": {"device_name": vp.name, "transport": "bumble", "hci_transport": vp.hci_transport},
+            "decisions": {"actions": {"Left Step": "01", "Right Step": "02"}, "off": "00", "min_bout": 1},
+        }]}))
+        server = Server(model, extra=["--config", str(config)])
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with urllib.request.urlopen(f"{server.url}/api/health", timeout=5) as resp:
+                    status = json.loads(resp.read())["actuators"][0]
+                if status["state"] == "connected" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            print(f"with a ble actuator (bumble -> virtual peripheral): {status['state']}: {status['message']}")
+            for n in clients:
+                cpu0 = server.cpu_s()
+                r = run_clients(server.url, payloads, n)
+                r["server_cpu_s"] = server.cpu_s() - cpu0
+                with urllib.request.urlopen(f"{server.url}/api/health", timeout=5) as resp:
+                    r["actuator"] = json.loads(resp.read())["actuators"][0]
+                out.append(r)
+                print(fmt(r) + f" | device: {r['actuator']['sent']} sent, {r['actuator']['dropped']} dropped")
+                base = next((w for w in without if w["clients"] == n), None)
+                if base:
+                    print(f"  server latency with / without actuator ({n} client{'s' if n > 1 else ''}): "
+                          f"p50 {r['server_p50']:.2f} / {base['server_p50']:.2f} ms, "
+                          f"p99 {r['server_p99']:.2f} / {base['server_p99']:.2f} ms; "
+                          f"server CPU {r['server_cpu_s']:.2f} / {base['server_cpu_s']:.2f} s")
+        finally:
+            server.stop()
+        print(f"the virtual peripheral received {len(vp.received)} writes")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ref", action="store_true", help="skip StreamPoseML 0.3.1")
     parser.add_argument("--ref-frames", type=int, default=150, help="frames timed on StreamPoseML (default 150)")
     parser.add_argument("--frames-mode", action="store_true", help="also stream JPEG frames (server-side pose), 1 client")
+    parser.add_argument("--actuator", action="store_true",
+                        help="repeat the runs with a BLE actuator attached (virtual peripheral over bumble)")
     parser.add_argument("--nagle-compare", action="store_true",
                         help="JPEG frames with TCP_NODELAY on and off (why the server disables Nagle)")
     args = parser.parse_args(argv)
@@ -385,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(model)
     try:
         for n in [int(c) for c in args.clients.split(",") if c]:
+            cpu0 = server.cpu_s()
             r = run_clients(server.url, payloads, n)
+            r["server_cpu_s"] = server.cpu_s() - cpu0
             results["runs"].append(r)
             p50_t, p99_t = TARGETS.get(n, (None, None))
             verdict = []
@@ -400,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
             print("JPEG frames, server-side pose (MediaPipe lite):\n  " + fmt(r))
     finally:
         server.stop()
+
+    if args.actuator:
+        results["with_actuator"] = run_with_actuator(model, payloads, [int(c) for c in args.clients.split(",") if c],
+                                                     results["runs"])
 
     if args.nagle_compare:
         jpegs = jpeg_payloads(150)
