@@ -15,7 +15,7 @@ CACHE = Path(__file__).resolve().parents[1] / "build" / "demo-cache"
 
 def test_prepare_from_cached_wheel_is_idempotent(tmp_path: Path) -> None:
     if not (CACHE / demo_data.WHEEL_NAME).is_file():
-        pytest.skip(f"{CACHE / demo_data.WHEEL_NAME} not downloaded yet (make demo fetches it)")
+        pytest.skip(f"{CACHE / demo_data.WHEEL_NAME} not downloaded (make setup fetches it)")
     ann = tmp_path / "ann_src"
     ann.mkdir()
     (ann / "demo.json").write_text('{"annotations": []}')
