@@ -357,6 +357,7 @@ class ActuationHub:
                     "characteristic_uuid": opts.get("characteristic_uuid"),
                     "with_response": opts.get("with_response", False),
                     "device_name": opts.get("device_name"),
+                    "max_age_ms": t.config.max_age_ms,
                 }
             )
         return out

@@ -139,7 +139,7 @@ def test_sessions_drive_the_peripheral_and_the_page(
         assert a.wait_for("actuators") == [{"actuators": [{
             "actuator": "page", "service_uuid": "0000ffe0-0000-1000-8000-00805f9b34fb",
             "characteristic_uuid": "0000ffe1-0000-1000-8000-00805f9b34fb", "with_response": False,
-            "device_name": "SPML-Page"}]}]
+            "device_name": "SPML-Page", "max_age_ms": 500.0}]}]
 
         for msg in msgs:
             a.client.emit("keypoints", msg)

@@ -54,10 +54,12 @@ export function createBluetoothPanel(container, socket, options = {}) {
     device: null,
     actuator: null,
     targets: [],
-    writes: [], // {t, action, label, payload_hex, ok, ms, error}
+    writes: [], // {t, action, label, payload_hex, ok, ms, error, stale}
     dropped: 0,
     coalesced: 0,
     failed: 0,
+    stale: 0, // on-actions dropped because they waited longer than maxAgeMs (no device yet, busy link)
+    maxAgeMs: 500, // replaced by the actuator's max_age_ms from the server's `actuators` event
   };
   window.spmlBluetooth = state;
 
@@ -124,6 +126,7 @@ export function createBluetoothPanel(container, socket, options = {}) {
     if (target.characteristic_uuid) charInput.value = target.characteristic_uuid;
     if (target.device_name) nameInput.value = target.device_name;
     withResponse.checked = Boolean(target.with_response);
+    if (Number.isFinite(target.max_age_ms)) state.maxAgeMs = target.max_age_ms;
   }
 
   actuatorSelect.addEventListener("change", () => {
@@ -228,7 +231,7 @@ export function createBluetoothPanel(container, socket, options = {}) {
       kept.pop();
       state.coalesced += 1;
     }
-    kept.push(ev);
+    kept.push({ ...ev, receivedAt: performance.now() });
     pending = kept;
     pump();
   }
@@ -238,6 +241,16 @@ export function createBluetoothPanel(container, socket, options = {}) {
     busy = true;
     const ev = pending.shift();
     const t0 = performance.now();
+    // As the server's runner: an on-action not started within max_age_ms is stale (e.g. queued while no
+    // device was connected) and is dropped, so a stimulus is never delivered late. Offs always go out.
+    if (ev.action === "on" && t0 - ev.receivedAt > state.maxAgeMs) {
+      state.stale += 1;
+      state.writes.push({ t: Date.now(), action: ev.action, label: ev.label, payload_hex: ev.payload_hex, ok: false, stale: true });
+      addLog(`dropped stale ${ev.label} (${(t0 - ev.receivedAt).toFixed(0)} ms old)`, "error");
+      busy = false;
+      pump();
+      return;
+    }
     try {
       const bytes = hexToBytes(ev.payload_hex);
       if (withResponse.checked) await characteristic.writeValueWithResponse(bytes);
