@@ -30,12 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _reference import ref_python
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = (REPO / ".." / "shared" / "data" / "streamposeml_example" / "example_video.webm").resolve()
-REF_VENV = REPO / "build" / "spml-ref-venv"
-REF_PINS = ["stream_pose_ml==0.3.1", "mediapipe==0.10.21", "numpy==1.24.2", "scipy==1.11.2"]
-
-
 # -- measurements, each run in a child process (`--child KIND ...`) ------------------------
 def cpu_seconds() -> float:
     """CPU time of this process and its finished children (spawned workers), user + system."""
@@ -145,30 +143,6 @@ def best_of(repeat: int, measure) -> dict:
     return {**best, "fps": best["frames"] / best["seconds"], "cpu_fps": best["frames"] / best["cpu"]}
 
 
-def ensure_reference_venv() -> Path | None:
-    """StreamPoseML 0.3.1's venv, created on first use; None (with a message) if impossible."""
-    python = REF_VENV / "bin" / "python"
-    # -P and a neutral cwd: this repo's own stream_pose_ml/ facade must not shadow the real one.
-    check = [str(python), "-P", "-c", "import stream_pose_ml.jobs.process_videos_job"]
-    if python.exists() and subprocess.run(check, capture_output=True, cwd=tempfile.gettempdir()).returncode == 0:
-        return python
-    print(f"installing StreamPoseML 0.3.1 into {REF_VENV} (once; about 2 GB) ...", file=sys.stderr)
-    try:
-        if not python.exists():  # never delete a venv: other runs may be using it
-            subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True, capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REF_PINS],
-                       check=True, capture_output=True, text=True)
-    except (subprocess.CalledProcessError, OSError) as exc:
-        detail = getattr(exc, "stderr", "") or str(exc)
-        print(f"StreamPoseML comparison skipped: cannot install {' '.join(REF_PINS)}: {detail[-800:]}",
-              file=sys.stderr)
-        return None
-    if subprocess.run(check, capture_output=True, cwd=tempfile.gettempdir()).returncode != 0:
-        print(f"StreamPoseML comparison skipped: {REF_VENV} cannot import stream_pose_ml", file=sys.stderr)
-        return None
-    return python
-
-
 def measure_reference(python: Path, video: Path, clahe: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="spml-bench-ref-") as tmp:
         done = subprocess.run([str(python), "-P", "-c", REFERENCE_CHILD, str(video), "1" if clahe else "0"],
@@ -221,7 +195,7 @@ def main() -> int:
     rows["spml extract, 1 worker, 2 videos"] = spml_row(2, 1)
     rows["spml extract, 2 workers, 2 videos"] = spml_row(2, 2)
     rows["spml extract, 2 workers, 2 videos, clahe"] = spml_row(2, 2, clahe=True)
-    python = None if args.no_reference else ensure_reference_venv()
+    python = None if args.no_reference else ref_python("stream_pose_ml.jobs.process_videos_job", required=False)
     if python is not None:
         for clahe in (True, False):
             label = f"StreamPoseML 0.3.1 ProcessVideosJob, CLAHE {'on' if clahe else 'off'}"

@@ -20,37 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _reference import EXAMPLE, ROOT, ref_python, ref_sequences, ref_workdir
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = (ROOT / ".." / "shared" / "data" / "streamposeml_example").resolve()
 CACHE = ROOT / "build" / "bench-features"
-# benchmarks/dataset.py may already hold StreamPoseML's sequence JSON of the example: reuse it.
-OTHER_SEQUENCES = ROOT / "build" / "bench-dataset" / "ref-sequences"
-REF_VENV = ROOT / "build" / "spml-ref-venv"
-REF_PINS = ["stream_pose_ml==0.3.1", "mediapipe==0.10.21", "numpy==1.24.2", "scipy==1.11.2"]
-SEED_SCHEMA = """annotation_schema:
-  annotations_key: "annotations"
-  annotation_fields:
-    label: label
-    start_frame: metadata.system.frame
-    end_frame: metadata.system.endFrame
-  label_class_mapping:
-    Left Step: step_type
-    Right Step: step_type
-    Successful Weight Transfer: weight_transfer_type
-    Failure Weight Transfer: weight_transfer_type
-"""
 SEED_CALL = dict(pool_frame_data_by_clip=False, decimal_precision=4, include_unlabeled_data=True,
                  include_angles=True, include_distances=True, include_normalized=True,
                  segmentation_strategy="flatten_into_columns", segmentation_splitter_label="step_type",
@@ -87,65 +67,7 @@ out.update(rows=len(rows), frames=len(frames))
 print(json.dumps(out))
 """
 
-REF_PROCESS = r"""
-import sys
-import stream_pose_ml.jobs.process_videos_job as pv
-pv.ProcessVideosJob().process_videos(
-    src_videos_path=sys.argv[1], output_keypoints_data_path=sys.argv[2], output_sequence_data_path=sys.argv[3],
-    write_keypoints_to_file=False, write_serialized_sequence_to_file=True, limit=None, configuration={},
-    preprocess_video=True, return_output=False)
-"""
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 # -- StreamPoseML ------------------------------------------------------------------------------------
-def ref_workdir() -> Path:
-    """A folder holding only the seed schema as config.yml (StreamPoseML looks for it from the cwd up)."""
-    work = CACHE / "ref-work"
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "config.yml").write_text(SEED_SCHEMA, encoding="utf-8")
-    return work
-
-
-def ref_python() -> Path:
-    """The reference venv's python, creating the venv with StreamPoseML 0.3.1 if needed."""
-    py = REF_VENV / "bin" / "python"
-    # -P and a neutral cwd: never import spml's own stream_pose_ml facade from this repository.
-    ok = py.exists() and subprocess.run([py, "-P", "-c", "import stream_pose_ml.jobs.build_and_format_dataset_job"],
-                                        capture_output=True, cwd=ref_workdir()).returncode == 0
-    if not ok:
-        log(f"creating {REF_VENV} with {' '.join(REF_PINS)} (a few minutes, once)")
-        if not py.exists():
-            subprocess.run([shutil.which("python3.11") or sys.executable, "-m", "venv", str(REF_VENV)], check=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *REF_PINS], check=True)
-    return py
-
-
-def ref_sequences(py: Path) -> Path:
-    """StreamPoseML's sequence JSON of the example, from its own ProcessVideosJob (cached)."""
-    name = "example_video.webm_sequence.json"
-    for folder in (CACHE / "ref-sequences", OTHER_SEQUENCES):
-        if (folder / name).is_file():
-            return folder
-    seq_dir = CACHE / "ref-sequences"
-    videos = CACHE / "ref-videos"
-    videos.mkdir(parents=True, exist_ok=True)
-    link = videos / "example_video.webm"
-    if not link.exists():
-        link.symlink_to(EXAMPLE / "example_video.webm")
-    log("running StreamPoseML's ProcessVideosJob on the example video (once; cached)")
-    tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=".ref-sequences-"))
-    subprocess.run([py, "-P", "-c", REF_PROCESS, str(videos), str(CACHE / "ref-keypoints"), str(tmp)],
-                   cwd=ref_workdir(), check=True, stdout=subprocess.DEVNULL)
-    if seq_dir.exists():
-        shutil.rmtree(seq_dir)
-    os.replace(tmp, seq_dir)
-    return seq_dir
-
-
 def time_reference(runs: int, ann: Path) -> dict:
     py = ref_python()
     seq = ref_sequences(py)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,19 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _reference import EXAMPLE, ROOT, log, ref_python
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = (ROOT / ".." / "shared" / "data" / "streamposeml_example").resolve()
 CACHE = ROOT / "build" / "live-bench"
-REF_VENV = ROOT / "build" / "spml-ref-venv"
-REF_PINS = ["stream_pose_ml==0.3.1", "mediapipe==0.10.21", "numpy==1.24.2", "scipy==1.11.2"]
 FPS = 30.0
 WINDOW = 10
 TARGETS = {1: (5.0, 20.0), 20: (None, 50.0)}  # clients -> (p50 ms, p99 ms) targets on server latency
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # -- inputs (cached) ------------------------------------------------------------------------------
@@ -313,28 +305,11 @@ print(json.dumps({"times_ms": times, "features": int(X.shape[1]), "train_rows": 
 """
 
 
-def ref_python() -> Path | None:
-    """The reference venv's python (StreamPoseML 0.3.1), created if absent; None if it cannot be."""
-    py = REF_VENV / "bin" / "python"
-    probe = [str(py), "-P", "-c", "import stream_pose_ml.stream_pose_client, xgboost"]
-    if py.exists() and subprocess.run(probe, capture_output=True, cwd=tempfile.gettempdir()).returncode == 0:
-        return py
-    log(f"creating {REF_VENV} with {' '.join(REF_PINS)} (a few minutes, once)")
-    try:
-        if not py.exists():
-            subprocess.run([shutil.which("python3.11") or sys.executable, "-m", "venv", str(REF_VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REF_PINS], check=True)
-    except subprocess.CalledProcessError as exc:
-        log(f"cannot install StreamPoseML 0.3.1 ({exc}); skipping the side-by-side figures")
-        return None
-    return py
-
-
 def run_reference(seq: Any, ds: Path, frames: int) -> dict[str, Any] | None:
     """StreamPoseClient.run_keypoint_pipeline per frame in StreamPoseML's own venv."""
     import pandas as pd
 
-    py = ref_python()
+    py = ref_python("stream_pose_ml.stream_pose_client, xgboost", required=False)
     if py is None:
         return None
     table = pd.read_parquet(ds, columns=["frame", "step_type"])

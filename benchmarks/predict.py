@@ -28,12 +28,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _reference import EXAMPLE, ROOT, log, ref_python
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = (ROOT / ".." / "shared" / "data" / "streamposeml_example").resolve()
 CACHE = ROOT / "build" / "bench-predict"
-REF_VENV = ROOT / "build" / "spml-ref-venv"
-REF_PINS = ["stream_pose_ml==0.3.1", "mediapipe==0.10.21", "numpy==1.24.2", "scipy==1.11.2"]
 VALUE_MAP = {"step_type": {"Left Step": 0, "Right Step": 1}}
 # Columns of the spml CSV that are ids or other labels; StreamPoseML's loader keeps every column.
 DROP = ["video", "example", "start_frame", "end_frame", "n_frames", "weight_transfer_type"]
@@ -56,23 +53,6 @@ for _ in range(runs):
     times.append(time.perf_counter() - t)
 print("RESULT " + json.dumps({"import_s": imported, "runs_s": times}))
 """
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def ref_python() -> Path:
-    """The reference venv's python, created with pinned StreamPoseML 0.3.1 if absent."""
-    py = REF_VENV / "bin" / "python"
-    ok = py.exists() and subprocess.run([py, "-P", "-c", "import stream_pose_ml.learning.model_builder"],
-                                        cwd=tempfile.gettempdir(), capture_output=True).returncode == 0
-    if not ok:
-        log(f"creating {REF_VENV} with {' '.join(REF_PINS)} (a few minutes, once)")
-        if not py.exists():
-            subprocess.run([shutil.which("python3.11") or sys.executable, "-m", "venv", str(REF_VENV)], check=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *REF_PINS], check=True)
-    return py
 
 
 def example_dataset() -> tuple[Path, Path, Path]:
@@ -182,7 +162,7 @@ def time_seed_flow_spml(csv: Path, runs: int) -> dict:
 
 
 def time_seed_flow_reference(csv: Path, runs: int) -> dict:
-    py = ref_python()
+    py = ref_python("stream_pose_ml.learning.model_builder")
     out = Path(tempfile.mkdtemp(prefix="bench-ref-mb-"))
     env = {**os.environ, "MPLBACKEND": "Agg"}
     args = [str(py), "-P", "-c", SEED_FLOW, str(csv), str(out), str(runs), json.dumps(VALUE_MAP), json.dumps(DROP)]
