@@ -7,7 +7,10 @@ and its annotations (read from ../shared/data, never copied into the repository)
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +135,59 @@ def zip_dir() -> Any:
 def keypoint_messages() -> Any:
     """keypoint_messages(seq, start, stop): the keypoints payloads a browser would send for those frames."""
     return _keypoint_messages
+
+
+class Recorder:
+    """A python-socketio client that records every event it receives, for assertions on them."""
+
+    def __init__(self, url: str, transports: list[str] | None = None) -> None:
+        import socketio
+
+        self.events: list[tuple[str, Any]] = []
+        self.cond = threading.Condition()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("*", self._record)
+        self.client.connect(url, transports=transports or ["websocket"], wait_timeout=10)
+        self.sid = self.client.get_sid()
+
+    def _record(self, event: str, data: Any = None) -> None:
+        with self.cond:
+            self.events.append((event, data))
+            self.cond.notify_all()
+
+    def of(self, name: str, where: Callable[[Any], bool] | None = None) -> list[Any]:
+        """The data of every `name` event so far (those `where` accepts, when given)."""
+        with self.cond:
+            return [d for e, d in self.events if e == name and (where is None or where(d))]
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = 20.0,
+                 where: Callable[[Any], bool] | None = None) -> list[Any]:
+        """Wait until `count` such events arrived; their data, in order (AssertionError after `timeout` s)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.of(name, where)) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"waited {timeout}s for {count} {name!r} events; got "
+                                         f"{len(self.of(name, where))}; last events {[e for e, _ in self.events[-8:]]}")
+                self.cond.wait(left)
+            return self.of(name, where)
+
+    def close(self) -> None:
+        if self.client.connected:
+            self.client.disconnect()
+
+
+@pytest.fixture()
+def recorder() -> Iterator[Callable[..., Recorder]]:
+    """recorder(url, transports=None): a connected recording client, disconnected after the test."""
+    made: list[Recorder] = []
+
+    def make(url: str, transports: list[str] | None = None) -> Recorder:
+        made.append(Recorder(url, transports))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -45,41 +44,6 @@ def actuators(vp: Any, log: str | None = "actions.jsonl") -> list[dict[str, Any]
         {"use": "ble", "name": "page", "run_in": "browser", "log": log, "decisions": PAGE,
          "options": {"device_name": "SPML-Page", "service_uuid": "ffe0", "characteristic_uuid": "ffe1"}},
     ]
-
-
-class Recorder:
-    """A python-socketio client that records every event it receives."""
-
-    def __init__(self, url: str) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.cond = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        self.client.connect(url, transports=["websocket"], wait_timeout=10)
-        self.sid = self.client.get_sid()
-
-    def _record(self, event: str, data: Any = None) -> None:
-        with self.cond:
-            self.events.append((event, data))
-            self.cond.notify_all()
-
-    def of(self, name: str) -> list[Any]:
-        with self.cond:
-            return [d for e, d in self.events if e == name]
-
-    def wait_for(self, name: str, count: int = 1, timeout: float = 20.0) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len([1 for e, _ in self.events if e == name]) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"waited {timeout}s for {count} {name!r} events; got {len(self.of(name))}")
-                self.cond.wait(left)
-        return self.of(name)
-
-    def close(self) -> None:
-        if self.client.connected:
-            self.client.disconnect()
 
 
 def health(url: str) -> dict[str, Any]:
@@ -126,11 +90,12 @@ def live(make_app: Any, models_dir: Path, peripheral: Any, tmp_path: Path) -> It
 
 
 def test_sessions_drive_the_peripheral_and_the_page(
-    live: BackgroundServer, peripheral: Any, tmp_path: Path, example_keypoints: Any, keypoint_messages: Any
+    live: BackgroundServer, peripheral: Any, tmp_path: Path, example_keypoints: Any, keypoint_messages: Any,
+    recorder: Any,
 ) -> None:
     msgs = keypoint_messages(example_keypoints)
-    b = Recorder(live.url)  # another browser, on another model, connected throughout
-    a = Recorder(live.url)
+    b = recorder(live.url)  # another browser, on another model, connected throughout
+    a = recorder(live.url)
     try:
         b.client.emit("select_model", {"name": "transfer"})
         b.wait_for("model_selected")
@@ -199,10 +164,11 @@ def test_sessions_drive_the_peripheral_and_the_page(
 
 
 def test_reset_and_model_switch_end_the_stream(
-    live: BackgroundServer, peripheral: Any, example_keypoints: Any, keypoint_messages: Any
+    live: BackgroundServer, peripheral: Any, example_keypoints: Any, keypoint_messages: Any,
+    recorder: Any,
 ) -> None:
     msgs = keypoint_messages(example_keypoints, 0, 20)  # 'Right Step' from frame 9: on at frame 11
-    a = Recorder(live.url)
+    a = recorder(live.url)
     try:
         a.wait_for("hello")
         for msg in msgs:
@@ -235,7 +201,8 @@ def test_no_actuators_configured(make_app: Any) -> None:
 
 
 def test_spml_serve_config_drives_the_device_and_switches_it_off_on_sigterm(
-    bundles: dict[str, Path], peripheral: Any, tmp_path: Path, example_keypoints: Any, keypoint_messages: Any
+    bundles: dict[str, Path], peripheral: Any, tmp_path: Path, example_keypoints: Any, keypoint_messages: Any,
+    recorder: Any,
 ) -> None:
     import yaml
 
@@ -257,7 +224,7 @@ def test_spml_serve_config_drives_the_device_and_switches_it_off_on_sigterm(
         url = lines[-1].split()[2].rstrip("/")
         assert f"actuator stim (ble, run_in server; actions logged to {tmp_path / 'logs/actions.jsonl'})" in "".join(lines)
         wait_until(lambda: health(url)["actuators"][0]["state"] == "connected", what="BLE connection")
-        a = Recorder(url)
+        a = recorder(url)
         for msg in keypoint_messages(example_keypoints, 0, 20):
             a.client.emit("keypoints", msg)
         assert a.wait_for("action")[0]["action"] == "on"

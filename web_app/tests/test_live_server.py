@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import socketio
 import websocket
 
 from spml_web.server import BackgroundServer
@@ -30,40 +29,6 @@ pytestmark = pytest.mark.slow
 def server(make_app: Any) -> Iterator[BackgroundServer]:
     with BackgroundServer(make_app(max_message_bytes=64 * 1024)) as srv:
         yield srv
-
-
-class Recorder:
-    """A python-socketio client that records every event it receives."""
-
-    def __init__(self, url: str, transports: list[str] | None = None) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.cond = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        self.client.connect(url, transports=transports or ["websocket"], wait_timeout=10)
-
-    def _record(self, event: str, data: Any = None) -> None:
-        with self.cond:
-            self.events.append((event, data))
-            self.cond.notify_all()
-
-    def of(self, name: str) -> list[Any]:
-        with self.cond:
-            return [d for e, d in self.events if e == name]
-
-    def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len([1 for e, _ in self.events if e == name]) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"waited {timeout}s for {count} {name!r} events; got {self.events[-5:]}")
-                self.cond.wait(left)
-        return self.of(name)
-
-    def close(self) -> None:
-        if self.client.connected:
-            self.client.disconnect()
 
 
 def health(url: str) -> dict[str, Any]:
@@ -80,12 +45,13 @@ def wait_sessions(url: str, n: int, timeout: float = 10.0) -> None:
 
 
 def test_real_client_gets_predictions_equal_to_offline(
-    server: BackgroundServer, example_keypoints: Any, bundles: dict[str, Path], keypoint_messages: Any
+    server: BackgroundServer, example_keypoints: Any, bundles: dict[str, Path], keypoint_messages: Any,
+    recorder: Any,
 ) -> None:
     from spml_core.bundle import load_bundle
 
     seq = example_keypoints
-    rec = Recorder(server.url)
+    rec = recorder(server.url)
     try:
         rec.wait_for("hello")
         rec.client.emit("select_model", {"name": "steps"})
@@ -107,9 +73,10 @@ def test_real_client_gets_predictions_equal_to_offline(
 
 
 def test_long_polling_transport_works_too(
-    server: BackgroundServer, example_keypoints: Any, keypoint_messages: Any
+    server: BackgroundServer, example_keypoints: Any, keypoint_messages: Any,
+    recorder: Any,
 ) -> None:
-    rec = Recorder(server.url, transports=["polling"])
+    rec = recorder(server.url, transports=["polling"])
     try:
         rec.client.emit("select_model", {"name": "transfer"})
         for msg in keypoint_messages(example_keypoints, 0, 8):
@@ -162,9 +129,10 @@ def test_malformed_json_gets_an_error_event_and_the_session_continues(
 
 
 def test_oversized_message_drops_only_that_client(
-    server: BackgroundServer, example_keypoints: Any, keypoint_messages: Any
+    server: BackgroundServer, example_keypoints: Any, keypoint_messages: Any,
+    recorder: Any,
 ) -> None:
-    other = Recorder(server.url)
+    other = recorder(server.url)
     try:
         other.client.emit("select_model", {"name": "transfer"})
         other.wait_for("model_selected")
@@ -186,7 +154,8 @@ def test_oversized_message_drops_only_that_client(
 
 
 def test_client_vanishing_mid_window_is_cleaned_up(
-    server: BackgroundServer, example_keypoints: Any, keypoint_messages: Any
+    server: BackgroundServer, example_keypoints: Any, keypoint_messages: Any,
+    recorder: Any,
 ) -> None:
     ws = _raw_ws(server.url)
     ws.send('42["select_model",{"name":"steps"}]')
@@ -199,7 +168,7 @@ def test_client_vanishing_mid_window_is_cleaned_up(
     ws.sock.close()
     wait_sessions(server.url, 0)
     # The server carries on: a new client gets a fresh, empty window.
-    rec = Recorder(server.url)
+    rec = recorder(server.url)
     try:
         rec.client.emit("select_model", {"name": "steps"})
         for msg in keypoint_messages(example_keypoints, 5, 14):

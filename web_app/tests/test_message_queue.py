@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import requests
-import socketio
 
 CHANNEL = "spml-test"
 
@@ -105,38 +104,6 @@ class AppProcess:
                 self.proc.wait()
 
 
-class Recorder:
-    """A python-socketio client (WebSocket) that records the events it receives."""
-
-    def __init__(self, url: str) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.cond = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        self.client.connect(url, transports=["websocket"], wait_timeout=10)
-
-    def _record(self, event: str, data: Any = None) -> None:
-        with self.cond:
-            self.events.append((event, data))
-            self.cond.notify_all()
-
-    def wait_for(self, name: str, predicate: Any = lambda d: True, timeout: float = 15.0) -> Any:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for event, data in self.events:
-                    if event == name and predicate(data):
-                        return data
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no {name!r} event in {timeout}s; got {[e for e, _ in self.events]}")
-                self.cond.wait(left)
-
-    def close(self) -> None:
-        if self.client.connected:
-            self.client.disconnect()
-
-
 def wait_subscribed(url: str, processes: int, timeout: float = 15.0) -> None:
     """Redis pub/sub is not durable: wait until the app processes listen on the channel."""
     import redis
@@ -150,7 +117,8 @@ def wait_subscribed(url: str, processes: int, timeout: float = 15.0) -> None:
 
 @pytest.mark.slow
 def test_client_of_process_1_receives_a_broadcast_emitted_by_process_2(
-    redis_url: str, bundles: dict[str, Path], zip_dir: Any, tmp_path: Path
+    redis_url: str, bundles: dict[str, Path], zip_dir: Any, tmp_path: Path,
+    recorder: Any,
 ) -> None:
     models = tmp_path / "models"  # shared storage of both processes, as on a real deployment
     shutil.copytree(bundles["steps"], models / "steps")
@@ -159,8 +127,8 @@ def test_client_of_process_1_receives_a_broadcast_emitted_by_process_2(
     client = None
     try:
         assert any("sharing rooms and broadcasts through redis://127.0.0.1" in line for line in one.lines)
-        client = Recorder(one.url)
-        hello = client.wait_for("hello")
+        client = recorder(one.url)
+        (hello,) = client.wait_for("hello")
         assert [m["name"] for m in hello["models"]] == ["steps"]
         wait_subscribed(redis_url, 1)  # process 1 listens once it has a client
 
@@ -170,12 +138,12 @@ def test_client_of_process_1_receives_a_broadcast_emitted_by_process_2(
             resp = requests.post(f"{two.url}/api/models", files={"bundle": ("transfer.zip", fh)},
                                  data={"name": "transfer_v2"}, timeout=60)
         assert resp.status_code == 201, resp.text
-        update = client.wait_for("models", lambda d: "transfer_v2" in [m["name"] for m in d["models"]])
+        update = client.wait_for("models", where=lambda d: "transfer_v2" in [m["name"] for m in d["models"]])[0]
         assert sorted(m["name"] for m in update["models"]) == ["steps", "transfer_v2"]
 
         # The client selects the new model on its own process; sessions stay where they connected.
         client.client.emit("select_model", {"name": "transfer_v2"})
-        selected = client.wait_for("model_selected")
+        (selected,) = client.wait_for("model_selected")
         assert selected["name"] == "transfer_v2" and selected["window"] == 5
         assert [s["model"] for s in one.health()["sessions"]] == ["transfer_v2"]
         assert two.health()["sessions"] == []
