@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,31 +28,11 @@ SPML = Path(sys.executable).with_name("spml")
 LITE = {"model": "lite"}
 
 
-def make_clips(src: Path, folder: Path, n: int, frames: int) -> list[Path]:
-    """Cut n consecutive clips of `frames` frames (640x360 MJPEG) from the example video."""
-    import cv2
-
-    folder.mkdir(parents=True, exist_ok=True)
-    cap = cv2.VideoCapture(str(src))
-    paths = []
-    for i in range(n):
-        path = folder / f"clip{i}.avi"
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 360))
-        for _ in range(frames):
-            ok, bgr = cap.read()
-            assert ok, "example video is shorter than expected"
-            writer.write(cv2.resize(bgr, (640, 360)))
-        writer.release()
-        paths.append(path)
-    cap.release()
-    return paths
-
-
 @pytest.fixture(scope="module")
-def clips(example_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def clips(cut_clips: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four 60-frame clips of the example video (read-only: tests copy or link them)."""
     folder = tmp_path_factory.mktemp("clips")
-    make_clips(example_video, folder, 4, 60)
+    cut_clips(folder, 4, 60)
     return folder
 
 

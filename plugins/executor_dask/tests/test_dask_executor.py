@@ -8,6 +8,7 @@ import socket
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,8 +16,6 @@ import pytest
 from spml_core.errors import SpmlError
 from spml_core.registry import Registry
 
-# plugins/executor_dask/tests/<this file> -> repository root is parents[3]; shared data sits beside it.
-EXAMPLE = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "streamposeml_example").resolve()
 
 TASKS = textwrap.dedent('''
     import time
@@ -58,29 +57,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def make_clips(folder: Path, n: int, frames: int) -> list[Path]:
-    """Cut n consecutive clips of `frames` frames (640x360 MJPEG) from the example video."""
-    import cv2
-
-    src = EXAMPLE / "example_video.webm"
-    if not src.exists():
-        pytest.skip(f"shared test data not found at {EXAMPLE} (clone the project with ../shared beside it)")
-    folder.mkdir(parents=True, exist_ok=True)
-    cap = cv2.VideoCapture(str(src))
-    paths = []
-    for i in range(n):
-        path = folder / f"clip{i}.avi"
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 360))
-        for _ in range(frames):
-            ok, bgr = cap.read()
-            assert ok, "example video is shorter than expected"
-            writer.write(cv2.resize(bgr, (640, 360)))
-        writer.release()
-        paths.append(path)
-    cap.release()
-    return paths
 
 
 def test_registered_as_executor_dask() -> None:
@@ -148,12 +124,12 @@ def test_scheduler_address_runs_on_that_cluster(tasks, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_dask_and_local_executors_write_identical_keypoints(tmp_path: Path) -> None:
+def test_dask_and_local_executors_write_identical_keypoints(tmp_path: Path, cut_clips: Any) -> None:
     from spml_core.manifest import RunManifest
     from spml_core.pipeline import run_extract
     from spml_core.pose import load_keypoints
 
-    clips = make_clips(tmp_path / "clips", 3, 60)
+    clips = cut_clips(tmp_path / "clips", 3, 60)
     local, dask = tmp_path / "local", tmp_path / "dask"
     r_local = run_extract(tmp_path / "clips", local, "mediapipe", {"model": "lite"},
                           executor="local", executor_options={"workers": 2}, quiet=True)
