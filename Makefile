@@ -34,7 +34,7 @@ demo: setup
 		--action "Jumping Jack=01" --action "Jump Off=02" --off 00 --log data/actions.jsonl
 	@echo "Demo outputs: data/keypoints (keypoints), data/dataset.parquet (+ .report.json), data/models/movement"
 	@echo "  (bundle, metrics.json, confusion_matrix.png, timeline.png, eval-dataset/), data/actions.jsonl (action log)."
-	@echo "Live app: $(SPML) serve --model data/models/movement  then open http://127.0.0.1:5001"
+	@echo "Live app: $(SPML) serve --config config.yml  (the serve: block: data/models/movement) then open http://127.0.0.1:5001"
 
 test: setup
 	$(VENV)/bin/pytest -q

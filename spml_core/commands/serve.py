@@ -9,39 +9,67 @@ from typing import Any
 from spml_core.errors import ConfigError, SpmlError
 
 
+# Built-in values of the options that config.yml's `serve:` block may also set; the command line wins.
+DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1", "port": 5001, "every": 1, "pose_model": "lite", "decision_frames": 3,
+    "max_upload_mb": 64.0, "message_queue_channel": "spml",
+}
+PATH_KEYS = ("model", "models_dir")
+
+
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register the subcommand."""
     p = sub.add_parser(
         "serve",
         help="serve the live classification web app (camera/video -> pose -> model, in the browser)",
         description="Serve the live web app: a page that estimates pose in the browser (or sends frames "
-        "to the server) and streams keypoints over Socket.IO to a model bundle. Binds 127.0.0.1 by default.",
+        "to the server) and streams keypoints over Socket.IO to a model bundle. Binds 127.0.0.1 by default. "
+        "Options may also come from the `serve:` block of --config; the command line wins.",
     )
     p.add_argument("--model", type=Path, help="model bundle (folder or .zip from `spml train`) every session starts with")
     p.add_argument("--models-dir", type=Path,
                    help="folder of model bundles clients can choose from; uploads (POST /api/models) go here")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the app to your network)")
-    p.add_argument("--port", type=int, default=5001, help="TCP port (default 5001; 0 picks a free one)")
-    p.add_argument("--every", type=int, default=1, metavar="K",
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the app to your network)")
+    p.add_argument("--port", type=int, help="TCP port (default 5001; 0 picks a free one)")
+    p.add_argument("--every", type=int, metavar="K",
                    help="emit a prediction every K frames once the window is full (default 1)")
-    p.add_argument("--pose-model", default="lite", choices=("lite", "full", "heavy"),
+    p.add_argument("--pose-model", choices=("lite", "full", "heavy"),
                    help="MediaPipe model for server-side pose and the page's default (default lite)")
     p.add_argument("--config", type=Path, metavar="CONFIG_YML",
-                   help="spml config whose `actuators:` block the live predictions drive (BLE, OSC, ...; "
-                        "docs/actuation.md); action-log paths resolve against its folder. Without it: no actuators")
-    p.add_argument("--decision-frames", type=int, default=3, metavar="N",
+                   help="spml config: its `actuators:` block is driven by the live predictions (BLE, OSC, ...; "
+                        "docs/actuation.md) and its `serve:` block sets any of these options; paths resolve "
+                        "against its folder. Without it: no actuators")
+    p.add_argument("--decision-frames", type=int, metavar="N",
                    help="consecutive predictions a class needs before it becomes the decision (default 3)")
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="extra origin allowed to connect (repeatable); by default only the page's own origin")
-    p.add_argument("--max-upload-mb", type=float, default=64.0, help="largest bundle upload in MiB (default 64)")
+    p.add_argument("--max-upload-mb", type=float, help="largest bundle upload in MiB (default 64)")
     p.add_argument("--message-queue", metavar="redis://HOST:PORT/DB",
                    help="share Socket.IO rooms and broadcasts with other spml serve processes through Redis "
                         "(run them behind a load balancer with sticky sessions; see docs/scale-out.md)")
-    p.add_argument("--message-queue-channel", default="spml", metavar="NAME",
+    p.add_argument("--message-queue-channel", metavar="NAME",
                    help="Redis channel of this deployment (default spml)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every HTTP request")
     return p
+
+
+def settings_from(args: argparse.Namespace, spml_config: Any = None) -> dict[str, Any]:
+    """Built-in defaults, then the config's `serve:` block, then the flags given on the command line."""
+    settings = dict(DEFAULTS)
+    if spml_config is not None:
+        block = dict(spml_config.serve)
+        if "cors_origin" in block:  # the flag's name, accepted for symmetry with the command line
+            block["cors_allowed_origins"] = block.pop("cors_origin")
+        for key in PATH_KEYS:
+            if block.get(key) is not None:
+                block[key] = spml_config.resolve(block[key])
+        settings.update(block)
+    flags = {"model": args.model, "models_dir": args.models_dir, "host": args.host, "port": args.port,
+             "every": args.every, "pose_model": args.pose_model, "decision_frames": args.decision_frames,
+             "cors_allowed_origins": args.cors_origin, "max_upload_mb": args.max_upload_mb,
+             "message_queue": args.message_queue, "message_queue_channel": args.message_queue_channel}
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,50 +83,63 @@ def run(args: argparse.Namespace) -> int:
         raise SpmlError(f"spml serve needs the spml-web package ({exc}); install it with pip install -e web_app") from None
     from spml_core.registry import Registry, print_load_errors
 
-    if args.model is not None and not args.model.exists():
-        raise SpmlError(f"--model {args.model}: model bundle not found")
-    if args.models_dir is not None and args.models_dir.exists() and not args.models_dir.is_dir():
-        raise SpmlError(f"--models-dir {args.models_dir}: not a folder")
-    if not 0 <= args.port <= 65535:
-        raise SpmlError(f"--port {args.port}: must be 0..65535")
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"spml serve: warning: binding {args.host} makes the app reachable from other machines; "
-              "it has no authentication", flush=True)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
-    registry = Registry().load()
-    print_load_errors(registry)
-    actuation: dict[str, Any] = {}
+    spml_config = None
     if args.config is not None:
         from spml_core.config import load_config
 
         spml_config = load_config(args.config)
-        actuation = {"actuators": spml_config.actuators, "actuation_dir": spml_config.base_dir}
+    settings = settings_from(args, spml_config)
+    host, port = settings.pop("host"), settings.pop("port")
+
+    def where(key: str) -> str:
+        """The flag or the config key a value came from, for error messages."""
+        flag = "cors_origin" if key == "cors_allowed_origins" else key
+        if getattr(args, flag, None) is None and spml_config is not None and key in spml_config.serve:
+            return f"{args.config}: serve.{key}"
+        return f"--{flag.replace('_', '-')}"
+
+    if settings.get("model") is not None and not Path(settings["model"]).exists():
+        raise SpmlError(f"{where('model')} {settings['model']}: model bundle not found")
+    models_dir = settings.get("models_dir")
+    if models_dir is not None and Path(models_dir).exists() and not Path(models_dir).is_dir():
+        raise SpmlError(f"{where('models_dir')} {models_dir}: not a folder")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise SpmlError(f"{where('port')} {port!r}: must be an integer 0..65535")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"spml serve: warning: binding {host} makes the app reachable from other machines; "
+              "it has no authentication", flush=True)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
+    registry = Registry().load()
+    print_load_errors(registry)
+    if spml_config is not None:
+        settings.update(actuators=spml_config.actuators, actuation_dir=spml_config.base_dir)
         _print_actuators(args.config, spml_config)
-    config = {
-        "model": args.model,
-        "models_dir": args.models_dir,
-        "every": args.every,
-        "pose_model": args.pose_model,
-        "decision_frames": args.decision_frames,
-        "cors_allowed_origins": args.cors_origin,
-        "max_upload_bytes": int(args.max_upload_mb * (1 << 20)),
-        "message_queue": args.message_queue,
-        "message_queue_channel": args.message_queue_channel,
-        **actuation,
-    }
+    mb = settings.pop("max_upload_mb")
+    if not isinstance(mb, int | float) or isinstance(mb, bool):
+        raise SpmlError(f"{where('max_upload_mb')} {mb!r}: expected a number of MiB")
+    settings["max_upload_bytes"] = int(mb * (1 << 20))
     try:
-        app = create_app(config, registry=registry)
+        app = create_app(settings, registry=registry)
     except ConfigError as exc:
-        if args.config is not None and str(exc).startswith("actuators."):
-            # The hub names the key path; the user also needs the file.
-            raise ConfigError("\n".join(f"{args.config}: {line}" for line in str(exc).splitlines())) from None
-        raise
-    if args.message_queue:
+        # The validators name the setting; the user needs the flag or the file and key it came from.
+        lines = []
+        for line in str(exc).splitlines():
+            if line.startswith("actuators."):
+                lines.append(f"{args.config}: {line}")
+                continue
+            if not line.startswith("web app settings: "):
+                lines.append(line)
+                continue
+            for problem in line.removeprefix("web app settings: ").split("; "):
+                key, _, msg = problem.partition(": ")
+                lines.append(f"{where(key)}: {msg}" if msg else problem)
+        raise ConfigError("\n".join(lines)) from None
+    if settings.get("message_queue"):
         from spml_web.message_queue import redact
 
-        print(f"spml serve: sharing rooms and broadcasts through {redact(args.message_queue)} "
-              f"(channel {args.message_queue_channel})", flush=True)
-    serve_forever(app, args.host, args.port)
+        print(f"spml serve: sharing rooms and broadcasts through {redact(settings['message_queue'])} "
+              f"(channel {settings['message_queue_channel']})", flush=True)
+    serve_forever(app, host, port)
     return 0
 
 

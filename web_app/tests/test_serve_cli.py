@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,14 +56,11 @@ def test_bad_actuator_config_is_a_clear_error(tmp_path: Path) -> None:
     assert out.returncode == 1 and "actuators.0.decisions.actions.step: cannot encode '0g' as hex" in out.stderr
 
 
-@pytest.mark.slow
-def test_serve_runs_until_interrupted(bundles: dict[str, Path], tmp_path: Path) -> None:
+def serve_and_check(args: list[str], cwd: Path, check: Any) -> None:
+    """Start `spml serve ARGS`, wait for its URL, run check(url), then Ctrl-C it: it must exit 0."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spml_core", "serve", "--model", str(bundles["steps"]), "--models-dir",
-         str(tmp_path / "models"), "--port", "0", "--every", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "spml_core", "serve", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
         url = None
@@ -72,15 +71,63 @@ def test_serve_runs_until_interrupted(bundles: dict[str, Path], tmp_path: Path) 
             if line.startswith("spml serve: http://"):
                 url = line.split()[2].rstrip("/")
         assert url is not None, proc.stderr.read() if proc.poll() is not None else "no URL printed"  # type: ignore[union-attr]
-        assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
-        with urllib.request.urlopen(f"{url}/api/config", timeout=10) as resp:
-            config = json.loads(resp.read())
-        assert config["model"] == "steps" and config["every"] == 3
-        with urllib.request.urlopen(f"{url}/", timeout=10) as resp:
-            assert b"spml live" in resp.read()
+        check(url)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.slow
+def test_serve_runs_until_interrupted(bundles: dict[str, Path], tmp_path: Path) -> None:
+    def check(url: str) -> None:
+        assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
+        config = get_json(f"{url}/api/config")
+        assert config["model"] == "steps" and config["every"] == 3
+        with urllib.request.urlopen(f"{url}/", timeout=10) as resp:
+            assert b"spml live" in resp.read()
+
+    serve_and_check(["--model", str(bundles["steps"]), "--models-dir", str(tmp_path / "models"),
+                     "--port", "0", "--every", "3"], tmp_path, check)
+
+
+@pytest.mark.slow
+def test_serve_block_of_the_config_sets_options_and_flags_win(bundles: dict[str, Path], tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    shutil.copytree(bundles["steps"], study / "models" / "steps")
+    shutil.copytree(bundles["transfer"], study / "models" / "transfer")
+    (study / "config.yml").write_text(
+        "serve:\n  models_dir: models\n  model: models/transfer\n  port: 0\n  every: 7\n  decision_frames: 4\n")
+
+    def check(url: str) -> None:
+        config = get_json(f"{url}/api/config")
+        # Paths resolve against the config's folder, not the working folder; --every beats `every: 7`.
+        assert config["model"] == "transfer" and config["every"] == 2
+        assert sorted(m["name"] for m in get_json(f"{url}/api/models")["models"]) == ["steps", "transfer"]
+
+    serve_and_check(["--config", str(study / "config.yml"), "--every", "2"], tmp_path, check)
+
+
+def test_bad_serve_block_names_the_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("serve:\n  every: 0\n  port: 0\n")
+    out = spml("serve", "--config", str(config))
+    assert out.returncode == 1 and f"{config}: serve.every: Input should be greater than or equal to 1" in out.stderr
+    out = spml("serve", "--config", str(config), "--every", "-1")  # the flag wins, and is named as the flag
+    assert out.returncode == 1 and "--every: Input should be greater than or equal to 1" in out.stderr
+    config.write_text("serve:\n  model: nope\n  prot: 5002\n")
+    out = spml("serve", "--config", str(config))
+    assert out.returncode == 1 and f"{config}: serve.model {tmp_path / 'nope'}: model bundle not found" in out.stderr
+    config.write_text("serve:\n  prot: 5002\n")
+    out = spml("serve", "--config", str(config))
+    assert out.returncode == 1 and f"{config}: serve.prot: Extra inputs are not permitted" in out.stderr
+    config.write_text("serve:\n  port: 70000\n")
+    out = spml("serve", "--config", str(config))
+    assert out.returncode == 1 and f"{config}: serve.port 70000: must be an integer 0..65535" in out.stderr
