@@ -87,7 +87,11 @@ class DatasetStage(Strict):
     feature_options: dict[str, Any] = Field(default_factory=dict)
     segmentation: ComponentRef | None = None
     decimals: int | None = Field(None, ge=0, le=12)
-    executor: ComponentRef | None = None
+    executor: ComponentRef | None = Field(
+        None, description="Build each video in a worker: {use: local, options: {workers: N}} or {use: dask, "
+        "options: {scheduler: tcp://HOST:PORT}}; absent: one process (fastest unless formatting is heavy)"
+    )
+    retries: int = Field(1, ge=0, description="Times a failing video is retried on the executor before the run stops")
 
 
 class TrainStage(Strict):

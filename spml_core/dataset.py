@@ -204,16 +204,17 @@ class KeypointFile:
     parsed: KeypointTable | None = None  # StreamPoseML JSON is parsed whole when inspected
     metadata: Any = None  # the Parquet footer, read once by inspect_keypoint_file
 
-    def load(self) -> pa.Table:
-        """The frame, timestamp_ms and landmark columns."""
+    def load(self, columns: list[str] | None = None) -> pa.Table:
+        """The frame, timestamp_ms and landmark columns (or just `columns`)."""
+        columns = columns or ["frame", "timestamp_ms", *landmark_columns()]
         if self.parsed is not None:
-            return self.parsed.table
+            return self.parsed.table.select(columns)
         import pyarrow.parquet as pq
 
         try:
             with pq.ParquetFile(self.path, metadata=self.metadata) as pf:
                 # ParquetFile.read skips the dataset layer of read_table: about twice as fast on wide files.
-                table = pf.read(columns=["frame", "timestamp_ms", *landmark_columns()])
+                table = pf.read(columns=columns)
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise SpmlError(f"{self.path}: cannot read keypoints ({exc})") from None
         if table.num_rows != self.rows:
@@ -333,7 +334,26 @@ def match_annotations(
     return matched, unmatched
 
 
-def build_dataset(
+@dataclass
+class DatasetPlan:
+    """What the driver decides before any keypoint row is read: videos in order, files, annotations."""
+
+    stems: list[str]
+    infos: list[KeypointFile]
+    matched: dict[str, VideoAnnotations]
+    cats: dict[str, list[str]]
+    schema: AnnotationSchema
+    include_unlabeled: bool
+    strict: bool
+    report: AlignmentReport
+
+    @property
+    def total_frames(self) -> int:
+        """Keypoint rows of all planned videos."""
+        return sum(i.rows for i in self.infos)
+
+
+def plan_dataset(
     keypoints_dir: str | os.PathLike[str],
     annotations_dir: str | os.PathLike[str],
     schema: AnnotationSchema | None = None,
@@ -344,13 +364,8 @@ def build_dataset(
     *,
     parser_options: dict[str, Any] | None = None,
     limit: int | None = None,
-    quiet: bool = True,
-) -> tuple[pd.DataFrame, AlignmentReport]:
-    """Merge keypoints and annotations into one DataFrame (a row per frame) and an AlignmentReport."""
-    import pandas as pd
-
-    from spml_core.progress import progress_bar
-
+) -> DatasetPlan:
+    """Find and check the files, parse and match the annotations: everything but the rows (cheap)."""
     schema = schema or AnnotationSchema()
     cats = class_categories(schema)
     if not cats:
@@ -378,70 +393,132 @@ def build_dataset(
             + f" in {keypoints_dir})" + (f"; {len(unmatched) - 1} more such files" if len(unmatched) > 1 else "")
         )
     stems = list(videos)[:limit] if limit else list(videos)
-    times = uses_times(schema)
-
     infos = [inspect_keypoint_file(videos[stem]) for stem in stems]
+    return DatasetPlan(stems, infos, matched, cats, schema, include_unlabeled, strict, report)
+
+
+def code_dtype(labels: list[str]) -> type[np.signedinteger[Any]]:
+    """Integer type of a class column's codes (-1 = no label)."""
+    return np.int16 if len(labels) < 2**15 - 1 else np.int32
+
+
+def fill_video_rows(
+    stem: str, info: KeypointFile, ann: VideoAnnotations | None, cats: dict[str, list[str]],
+    schema: AnnotationSchema, strict: bool, frames: np.ndarray, stamps: np.ndarray, landmarks: np.ndarray,
+    codes: dict[str, np.ndarray],
+) -> VideoReport:
+    """Read one video's keypoints into the given row arrays and label them; returns its report.
+
+    The single-process build passes views of its preallocated table; a worker passes arrays of one
+    video (spml_core.dataset_parts). Both run this, so both make the same rows.
+    """
+    table = info.load()
+    columns = table.columns
+    frames[:] = columns[0].to_numpy()
+    stamps[:] = columns[1].to_numpy()
+    for j, col in enumerate(columns[2:]):
+        landmarks[:, j] = col.to_numpy()
+    del table, columns  # release the file's Arrow buffers before the next one is read
+    n = len(frames)
+    vr = VideoReport(video=stem, keypoints=str(info.path), frames=n, rows=n,
+                     annotations=str(ann.file) if ann else None, labeled_frames={c: 0 for c in cats})
+    if ann is None:
+        return vr
+    if uses_times(schema) and not info.has_timestamps:
+        raise SpmlError(f"{info.path}: StreamPoseML sequence files hold no timestamps, but the "
+                        "annotation_schema maps times; use the Parquet keypoints from `spml extract`")
+    video_codes, alignment = align_annotations(ann, frames, stamps, schema, strict=strict)
+    for c in cats:
+        codes[c][:] = video_codes[c]
+    return VideoReport(**{**vr.model_dump(), **alignment.model_dump()})
+
+
+def used_classes(codes: dict[str, np.ndarray], cats: dict[str, list[str]]) -> list[str]:
+    """Classes some frame carries a label of (all classes when none does)."""
+    # Only classes some annotation uses count: one config may map labels of several studies, and a
+    # class no video uses would otherwise leave no labeled frame at all.
+    return [c for c in cats if (codes[c] >= 0).any()] or list(cats)
+
+
+def labeled_mask(codes: dict[str, np.ndarray], used: list[str]) -> np.ndarray:
+    """True where every used class has a label (StreamPoseML's rule for a labeled frame)."""
+    return np.logical_and.reduce([codes[c] >= 0 for c in used])
+
+
+def frame_table(
+    stems: list[str], cats: dict[str, list[str]], video_index: np.ndarray, frames: np.ndarray, stamps: np.ndarray, widths: np.ndarray,
+    heights: np.ndarray, landmarks: np.ndarray, codes: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """The per-frame DataFrame; categories are every planned video and each class's labels."""
+    import pandas as pd
+
+    meta = pd.DataFrame({
+        "video": pd.Categorical.from_codes(video_index, categories=pd.Index(stems, dtype=object)),
+        "frame": frames, "timestamp_ms": stamps, "width": widths, "height": heights,
+    })
+    labels_df = pd.DataFrame({
+        c: pd.Categorical.from_codes(codes[c], categories=pd.Index(labels, dtype=object))
+        for c, labels in cats.items()
+    })
+    # The landmark block is adopted as is (no copy): 3M rows are 1.6 GB of float32.
+    return pd.concat([meta, pd.DataFrame(landmarks, columns=landmark_columns(), copy=False), labels_df], axis=1)
+
+
+def build_dataset(
+    keypoints_dir: str | os.PathLike[str],
+    annotations_dir: str | os.PathLike[str],
+    schema: AnnotationSchema | None = None,
+    parser: str = "json",
+    include_unlabeled: bool = True,
+    strict: bool = False,
+    registry: Any = None,
+    *,
+    parser_options: dict[str, Any] | None = None,
+    limit: int | None = None,
+    quiet: bool = True,
+) -> tuple[pd.DataFrame, AlignmentReport]:
+    """Merge keypoints and annotations into one DataFrame (a row per frame) and an AlignmentReport."""
+    plan = plan_dataset(keypoints_dir, annotations_dir, schema, parser, include_unlabeled, strict, registry,
+                        parser_options=parser_options, limit=limit)
+    return build_planned(plan, quiet=quiet)
+
+
+def build_planned(plan: DatasetPlan, *, quiet: bool = True) -> tuple[pd.DataFrame, AlignmentReport]:
+    """Build the rows of a plan in this process: one preallocated table, filled video by video."""
+    from spml_core.progress import progress_bar
+
+    stems, infos, cats, report = plan.stems, plan.infos, plan.cats, plan.report
     sizes = np.array([i.rows for i in infos], dtype=np.int64)
     total = int(sizes.sum())
-    lm_cols = landmark_columns()
     # Rows go straight into preallocated columns (Fortran order: each landmark column contiguous),
     # so each file's Arrow buffers are released at once and pandas adopts the block without a copy.
-    landmarks = np.empty((total, len(lm_cols)), dtype=np.float32, order="F")
+    landmarks = np.empty((total, len(landmark_columns())), dtype=np.float32, order="F")
     frames = np.empty(total, dtype=np.int64)
     stamps = np.empty(total, dtype=np.float64)
-    codes = {c: np.full(total, -1, dtype=np.int16 if len(labels) < 2**15 - 1 else np.int32)
-             for c, labels in cats.items()}
+    codes = {c: np.full(total, -1, dtype=code_dtype(labels)) for c, labels in cats.items()}
     offsets = np.concatenate(([0], np.cumsum(sizes)))
     with progress_bar(total=total, desc="dataset", unit="frame", disable=quiet) as bar:
-        for stem, info, off, n in zip(stems, infos, offsets[:-1], sizes, strict=True):
-            table = info.load()
+        for i, (off, n) in enumerate(zip(offsets[:-1], sizes, strict=True)):
             rows = slice(int(off), int(off + n))
-            columns = table.columns
-            frames[rows] = columns[0].to_numpy()
-            stamps[rows] = columns[1].to_numpy()
-            for j, col in enumerate(columns[2:]):
-                landmarks[rows, j] = col.to_numpy()
-            del table, columns
-            ann = matched.get(stem)
-            vr = VideoReport(video=stem, keypoints=str(info.path), frames=int(n), rows=int(n),
-                             annotations=str(ann.file) if ann else None, labeled_frames={c: 0 for c in cats})
-            if ann is not None:
-                if times and not info.has_timestamps:
-                    raise SpmlError(f"{info.path}: StreamPoseML sequence files hold no timestamps, but the "
-                                    "annotation_schema maps times; use the Parquet keypoints from `spml extract`")
-                video_codes, alignment = align_annotations(ann, frames[rows], stamps[rows], schema, strict=strict)
-                for c in cats:
-                    codes[c][rows] = video_codes[c]
-                vr = VideoReport(**{**vr.model_dump(), **alignment.model_dump()})
-            else:
-                report.videos_without_annotations.append(stem)
+            vr = fill_video_rows(stems[i], infos[i], plan.matched.get(stems[i]), cats, plan.schema, plan.strict,
+                                 frames[rows], stamps[rows], landmarks[rows], {c: v[rows] for c, v in codes.items()})
+            if vr.annotations is None:
+                report.videos_without_annotations.append(vr.video)
             report.videos.append(vr)
             bar.update(int(n))
 
     video_index = np.repeat(np.arange(len(stems), dtype=np.int32), sizes)
     widths = np.repeat(np.array([i.width for i in infos], dtype=np.int64), sizes)
     heights = np.repeat(np.array([i.height for i in infos], dtype=np.int64), sizes)
-    if not include_unlabeled:
-        # A frame is labeled when every class has a label (StreamPoseML's rule), counting only the
-        # classes some annotation uses: one config may map labels of several studies, and a class no
-        # video uses would otherwise leave no labeled frame at all.
-        used = [c for c in cats if (codes[c] >= 0).any()] or list(cats)
-        keep = np.logical_and.reduce([codes[c] >= 0 for c in used])
+    if not plan.include_unlabeled:
+        keep = labeled_mask(codes, used_classes(codes, cats))
         landmarks, frames, stamps = np.asfortranarray(landmarks[keep]), frames[keep], stamps[keep]
         video_index, widths, heights = video_index[keep], widths[keep], heights[keep]
         codes = {c: v[keep] for c, v in codes.items()}
         kept = np.bincount(video_index, minlength=len(stems))
         for vr, k in zip(report.videos, kept, strict=True):
             vr.rows = int(k)
-    meta = pd.DataFrame({
-        "video": pd.Categorical.from_codes(video_index, categories=pd.Index(stems, dtype=object)),
-        "frame": frames, "timestamp_ms": stamps, "width": widths, "height": heights,
-    })
-    labels_df = pd.DataFrame({
-        c: pd.Categorical.from_codes(codes[c], categories=pd.Index(labels, dtype=object)) for c, labels in cats.items()
-    })
-    # The landmark block is adopted as is (no copy): 3M rows are 1.6 GB of float32.
-    frame = pd.concat([meta, pd.DataFrame(landmarks, columns=lm_cols, copy=False), labels_df], axis=1)
+    frame = frame_table(stems, cats, video_index, frames, stamps, widths, heights, landmarks, codes)
     report.rows = len(frame)
     return frame, report
 
@@ -565,26 +642,37 @@ class FrameDataset:
 def build_and_write(
     keypoints: Path, annotations: Path, out: Path, schema: AnnotationSchema, *, parser: str = "json",
     parser_options: dict[str, Any] | None = None, include_unlabeled: bool = True, strict: bool = False,
-    formatting: Any = None, quiet: bool = False, registry: Any = None,
+    formatting: Any = None, quiet: bool = False, registry: Any = None, feature_spec: Any = None,
+    executor: str | None = None, executor_options: dict[str, Any] | None = None, retries: int | None = None,
 ) -> tuple[pd.DataFrame, AlignmentReport]:
-    """Build, optionally format, write the dataset and its report, and print the report table."""
+    """Build, optionally format, write the dataset and its report, and print the report table.
+
+    Without `executor` the dataset is built in this process (the fast default) and formatted with
+    the `formatting` step. With one (``local`` or ``dask``) each video is built and formatted with
+    `feature_spec` in a worker (spml_core.dataset_parts); the table is the same.
+    """
     out = Path(out)
     if out.suffix.lower() not in DATASET_SUFFIXES:
         raise SpmlError(f"{out}: unknown dataset format '{out.suffix}' (use .parquet or .csv)")
-    df, report = build_dataset(keypoints, annotations, schema, parser, include_unlabeled, strict, registry,
-                               parser_options=parser_options, quiet=quiet)
-    if formatting is not None:
-        df = formatting(df)
-    write_dataset(df, out)
-    report.write(report_path(out))
-    from spml_core.formatting import spec_path, write_feature_spec
-
-    if formatting is not None:
-        # A formatted table carries its resolved feature spec; models need it beside the dataset.
-        write_feature_spec(df, out)
+    plan = plan_dataset(keypoints, annotations, schema, parser, include_unlabeled, strict, registry,
+                        parser_options=parser_options)
+    if executor is None:
+        df, report = build_planned(plan, quiet=quiet)
+        if formatting is not None:
+            df = formatting(df)
+        _write_outputs(df, report, out, formatted=formatting is not None)
     else:
-        # A spec left by an earlier formatted build would describe columns this table lacks.
-        spec_path(out).unlink(missing_ok=True)
+        from spml_core.dataset_parts import build_on_executor, parts_folder
+        from spml_core.execution import DEFAULT_RETRIES, create_executor
+        from spml_core.registry import Registry
+
+        if formatting is not None and feature_spec is None:
+            raise SpmlError("a dataset built on an executor is formatted from its feature spec: pass feature_spec")
+        ex = create_executor(registry or Registry().load(), executor, executor_options or {})
+        with parts_folder(out) as parts:
+            df, report = build_on_executor(plan, parts, ex, spec=feature_spec,
+                                           retries=DEFAULT_RETRIES if retries is None else retries, quiet=quiet)
+            _write_outputs(df, report, out, formatted=feature_spec is not None)
     if not quiet:
         print(report.table())
         print(f"spml dataset: {len(df)} rows x {df.shape[1]} columns -> {out} (report: {report_path(out)})",
@@ -592,18 +680,36 @@ def build_and_write(
     return df, report
 
 
+def _write_outputs(df: pd.DataFrame, report: AlignmentReport, out: Path, formatted: bool) -> None:
+    """The dataset, its report and (formatted) its feature spec, each written atomically."""
+    from spml_core.formatting import spec_path, write_feature_spec
+
+    write_dataset(df, out)
+    report.write(report_path(out))
+    if formatted:
+        # A formatted table carries its resolved feature spec; models need it beside the dataset.
+        write_feature_spec(df, out)
+    else:
+        # A spec left by an earlier formatted build would describe columns this table lacks.
+        spec_path(out).unlink(missing_ok=True)
+
+
 def run_dataset_stage(cfg: Config, stage: Any) -> tuple[pd.DataFrame, AlignmentReport]:
     """The `dataset` stage of `spml run`: build, format when configured, write dataset and report."""
-    formatting = None
+    formatting = spec = None
     # --- features/segmentation formatting: owned by spml_core.formatting (docs/features.md) -------
     if stage.features or stage.feature_options or stage.segmentation is not None or stage.decimals is not None:
         from spml_core.formatting import FeaturePipelineSpec, formatting_step
 
         # Resolved now, so unknown feature or strategy names fail before any keypoints are read.
-        formatting = formatting_step(FeaturePipelineSpec.from_stage(stage).resolve())
+        spec = FeaturePipelineSpec.from_stage(stage).resolve()
+        formatting = formatting_step(spec)
     # -----------------------------------------------------------------------------------------------
+    ex = stage.executor  # absent: the single-process build (fastest for most datasets)
     return build_and_write(
         cfg.resolve(stage.keypoints), cfg.resolve(stage.annotations), cfg.resolve(stage.out),
         cfg.annotation_schema, parser=stage.parser.use, parser_options=stage.parser.options,
         include_unlabeled=stage.include_unlabeled, strict=stage.strict, formatting=formatting,
+        feature_spec=spec, executor=ex.use if ex else None, executor_options=ex.options if ex else None,
+        retries=stage.retries,
     )

@@ -38,6 +38,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="fail on clipped ranges, unknown labels and annotation files matching no video")
     labels.add_argument("--quiet", "-q", action="store_true", help="print no report table or progress")
     add_formatting_arguments(p)
+    from spml_core.execution import add_executor_arguments
+
+    # Without --executor the dataset is built in this process; with one, a video per task.
+    add_executor_arguments(p)
     return p
 
 
@@ -70,13 +74,26 @@ def formatting_for(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Build and write the dataset and its report."""
     from spml_core.dataset import build_and_write
+    from spml_core.formatting import formatting_step
+    from spml_core.formatting_cli import spec_from_args
 
     cfg, config_path = load_schema(args.config)
     if config_path is not None and not args.quiet:
         print(f"spml dataset: annotation_schema from {config_path}", file=sys.stderr)
+    executor, options = None, None
+    if args.executor or args.scheduler or args.workers is not None:
+        from spml_core.execution import executor_from_args
+
+        executor, options = executor_from_args(args)
+    elif args.retries is not None:
+        from spml_core.errors import SpmlError
+
+        raise SpmlError("--retries applies to a dataset built on an executor: add --executor local or dask")
+    spec = spec_from_args(args)
     build_and_write(
         args.keypoints, args.annotations, args.out, cfg.annotation_schema, parser=args.parser,
-        include_unlabeled=args.include_unlabeled, strict=args.strict, formatting=formatting_for(args),
-        quiet=args.quiet,
+        include_unlabeled=args.include_unlabeled, strict=args.strict,
+        formatting=None if spec is None else formatting_step(spec, quiet=args.quiet),
+        quiet=args.quiet, feature_spec=spec, executor=executor, executor_options=options, retries=args.retries,
     )
     return 0
