@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _reference import EXAMPLE, ROOT, log, ref_python
+from _reference import EXAMPLE, ROOT, log, ref_python, ref_workdir
 
 CACHE = ROOT / "build" / "bench-predict"
 VALUE_MAP = {"step_type": {"Left Step": 0, "Right Step": 1}}
@@ -73,8 +73,9 @@ def example_dataset() -> tuple[Path, Path, Path]:
         import stream_pose_ml.jobs.build_and_format_dataset_job as data_builder
 
         db = data_builder.BuildAndFormatDatasetJob()
+        # The seed schema, whatever config.yml the working folder holds (this repository's maps demo labels too).
         ds = db.build_dataset_from_data_files(annotations_data_directory=str(EXAMPLE / "example_video.json"),
-                                              sequence_data_directory=str(kp))
+                                              sequence_data_directory=str(kp), config=ref_workdir() / "config.yml")
         fmt = db.format_dataset(dataset=ds, pool_frame_data_by_clip=False, decimal_precision=4,
                                 include_unlabeled_data=True, segmentation_strategy="flatten_into_columns",
                                 segmentation_window=10, segmentation_window_label="step_type")
