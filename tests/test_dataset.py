@@ -429,3 +429,27 @@ def test_spml_run_dataset_stage(project: Path) -> None:
     df = pd.read_csv(project / "data" / "dataset.csv")
     assert len(df) == 15 and set(df["step_type"]) == {"Right Step", "Left Step"}
     assert (project / "data" / "dataset.csv.report.json").exists()
+
+
+def test_csv_blocks_are_the_bytes_of_one_pyarrow_write(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from spml_core.dataset import write_csv_blocks
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    table = pa.table({
+        "video": pa.array([f'clip "{i % 7}", take 2' for i in range(n)]),
+        "frame": pa.array(np.arange(n)),
+        "x": pa.array(rng.random(n, dtype=np.float32)),
+        "label": pa.array([None if i % 3 else "Left Step" for i in range(n)]),
+    })
+    pacsv.write_csv(table, tmp_path / "one.csv")
+    for rows in (1, 7, 999, 1000, 4096):  # blocks of one row, uneven blocks, one block
+        write_csv_blocks(table, tmp_path / "blocks.csv", block_rows=rows)
+        assert (tmp_path / "blocks.csv").read_bytes() == (tmp_path / "one.csv").read_bytes(), rows
+    empty = table.slice(0, 0)
+    write_csv_blocks(empty, tmp_path / "empty.csv")
+    pacsv.write_csv(empty, tmp_path / "empty-one.csv")
+    assert (tmp_path / "empty.csv").read_bytes() == (tmp_path / "empty-one.csv").read_bytes()
