@@ -26,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cfg = load_config(args.config)
     validate_components(cfg, Registry().load(), str(args.config))
+    if cfg.serve:
+        from spml_core.commands.serve import validate_serve_block
+
+        validate_serve_block(args.config)
     stages = [n for n in type(cfg.pipeline).model_fields if getattr(cfg.pipeline, n) is not None]
     print(f"{args.config}: valid; stages: {', '.join(stages) or 'none'}")
     return 0

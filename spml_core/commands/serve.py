@@ -72,6 +72,79 @@ def settings_from(args: argparse.Namespace, spml_config: Any = None) -> dict[str
     return settings
 
 
+class ServeSettings:
+    """The web app's settings from flags and config, with where each value came from for error messages."""
+
+    def __init__(self, args: argparse.Namespace, spml_config: Any = None, check_paths: bool = True) -> None:
+        self.args, self.spml_config = args, spml_config
+        self.settings = settings_from(args, spml_config)
+        self.host: str = self.settings.pop("host")
+        self.port: int = self.settings.pop("port")
+        self._check(check_paths)
+
+    def where(self, key: str) -> str:
+        """The flag or the config key a value came from."""
+        flag = "cors_origin" if key == "cors_allowed_origins" else key
+        cfg = self.spml_config
+        if getattr(self.args, flag, None) is None and cfg is not None and key in cfg.serve:
+            return f"{self.args.config}: serve.{key}"
+        return f"--{flag.replace('_', '-')}"
+
+    def _check(self, check_paths: bool) -> None:
+        settings, where = self.settings, self.where
+        if check_paths and settings.get("model") is not None and not Path(settings["model"]).exists():
+            raise SpmlError(f"{where('model')} {settings['model']}: model bundle not found")
+        models_dir = settings.get("models_dir")
+        if check_paths and models_dir is not None and Path(models_dir).exists() and not Path(models_dir).is_dir():
+            raise SpmlError(f"{where('models_dir')} {models_dir}: not a folder")
+        port = self.port
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise SpmlError(f"{where('port')} {port!r}: must be an integer 0..65535")
+        mb = settings.pop("max_upload_mb")
+        if not isinstance(mb, int | float) or isinstance(mb, bool):
+            raise SpmlError(f"{where('max_upload_mb')} {mb!r}: expected a number of MiB")
+        settings["max_upload_bytes"] = int(mb * (1 << 20))
+        if self.spml_config is not None:
+            settings.update(actuators=self.spml_config.actuators, actuation_dir=self.spml_config.base_dir)
+
+    def explain(self, exc: ConfigError) -> ConfigError:
+        """The validators name the setting; the user needs the flag, or the file and key, it came from."""
+        lines = []
+        for line in str(exc).splitlines():
+            if line.startswith("actuators."):
+                lines.append(f"{self.args.config}: {line}")
+            elif line.startswith("web app settings: "):
+                for problem in line.removeprefix("web app settings: ").split("; "):
+                    key, _, msg = problem.partition(": ")
+                    lines.append(f"{self.where(key)}: {msg}" if msg else problem)
+            else:
+                lines.append(line)
+        return ConfigError("\n".join(lines))
+
+    def validate(self) -> None:
+        """Validate the settings as the app will (needs spml-web; nothing to check without it)."""
+        try:
+            from spml_web.settings import as_config
+        except ImportError:
+            return
+        try:
+            as_config(self.settings)
+        except ConfigError as exc:
+            raise self.explain(exc) from None
+
+
+def validate_serve_block(config_path: Path) -> None:
+    """Check a config's serve: block as `spml serve --config` would, without serving.
+
+    Bundle paths may not exist yet: the config's own train stage may be what makes them.
+    """
+    from spml_core.config import load_config
+
+    parser = argparse.ArgumentParser(prog="spml")
+    args = add_parser(parser.add_subparsers()).parse_args(["--config", str(config_path)])
+    ServeSettings(args, load_config(config_path), check_paths=False).validate()
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the app from the installed plugins and serve it until Ctrl-C."""
     import logging
@@ -88,58 +161,26 @@ def run(args: argparse.Namespace) -> int:
         from spml_core.config import load_config
 
         spml_config = load_config(args.config)
-    settings = settings_from(args, spml_config)
-    host, port = settings.pop("host"), settings.pop("port")
-
-    def where(key: str) -> str:
-        """The flag or the config key a value came from, for error messages."""
-        flag = "cors_origin" if key == "cors_allowed_origins" else key
-        if getattr(args, flag, None) is None and spml_config is not None and key in spml_config.serve:
-            return f"{args.config}: serve.{key}"
-        return f"--{flag.replace('_', '-')}"
-
-    if settings.get("model") is not None and not Path(settings["model"]).exists():
-        raise SpmlError(f"{where('model')} {settings['model']}: model bundle not found")
-    models_dir = settings.get("models_dir")
-    if models_dir is not None and Path(models_dir).exists() and not Path(models_dir).is_dir():
-        raise SpmlError(f"{where('models_dir')} {models_dir}: not a folder")
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise SpmlError(f"{where('port')} {port!r}: must be an integer 0..65535")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"spml serve: warning: binding {host} makes the app reachable from other machines; "
+    serve = ServeSettings(args, spml_config)
+    if serve.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"spml serve: warning: binding {serve.host} makes the app reachable from other machines; "
               "it has no authentication", flush=True)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
     registry = Registry().load()
     print_load_errors(registry)
     if spml_config is not None:
-        settings.update(actuators=spml_config.actuators, actuation_dir=spml_config.base_dir)
         _print_actuators(args.config, spml_config)
-    mb = settings.pop("max_upload_mb")
-    if not isinstance(mb, int | float) or isinstance(mb, bool):
-        raise SpmlError(f"{where('max_upload_mb')} {mb!r}: expected a number of MiB")
-    settings["max_upload_bytes"] = int(mb * (1 << 20))
     try:
-        app = create_app(settings, registry=registry)
+        app = create_app(serve.settings, registry=registry)
     except ConfigError as exc:
-        # The validators name the setting; the user needs the flag or the file and key it came from.
-        lines = []
-        for line in str(exc).splitlines():
-            if line.startswith("actuators."):
-                lines.append(f"{args.config}: {line}")
-                continue
-            if not line.startswith("web app settings: "):
-                lines.append(line)
-                continue
-            for problem in line.removeprefix("web app settings: ").split("; "):
-                key, _, msg = problem.partition(": ")
-                lines.append(f"{where(key)}: {msg}" if msg else problem)
-        raise ConfigError("\n".join(lines)) from None
-    if settings.get("message_queue"):
+        raise serve.explain(exc) from None
+    queue = serve.settings.get("message_queue")
+    if queue:
         from spml_web.message_queue import redact
 
-        print(f"spml serve: sharing rooms and broadcasts through {redact(settings['message_queue'])} "
-              f"(channel {settings['message_queue_channel']})", flush=True)
-    serve_forever(app, host, port)
+        print(f"spml serve: sharing rooms and broadcasts through {redact(queue)} "
+              f"(channel {serve.settings['message_queue_channel']})", flush=True)
+    serve_forever(app, serve.host, serve.port)
     return 0
 
 

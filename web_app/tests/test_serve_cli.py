@@ -131,3 +131,16 @@ def test_bad_serve_block_names_the_file_and_key(tmp_path: Path) -> None:
     config.write_text("serve:\n  port: 70000\n")
     out = spml("serve", "--config", str(config))
     assert out.returncode == 1 and f"{config}: serve.port 70000: must be an integer 0..65535" in out.stderr
+
+
+def test_config_validate_checks_the_serve_block(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    # The bundle may not exist yet (the config's own train stage makes it): valid.
+    config.write_text("serve:\n  model: data/models/movement\n  every: 2\n  max_sessions: 8\n")
+    out = spml("config", "validate", str(config))
+    assert out.returncode == 0, out.stderr
+    config.write_text("serve:\n  every: 0\n  max_sesions: 8\n")
+    out = spml("config", "validate", str(config))
+    assert out.returncode == 1
+    assert f"{config}: serve.every: Input should be greater than or equal to 1" in out.stderr
+    assert f"{config}: serve.max_sesions: Extra inputs are not permitted" in out.stderr
