@@ -15,6 +15,12 @@ DEFAULTS: dict[str, Any] = {
     "max_upload_mb": 64.0, "message_queue_channel": "spml",
 }
 PATH_KEYS = ("model", "models_dir")
+# Settings of the app that the serve: block must not set, and what to use instead.
+NOT_IN_BLOCK = {
+    "actuators": "put them in the config's top-level actuators: block",
+    "actuation_dir": "actuator paths resolve against the config file's folder",
+    "max_upload_bytes": "use max_upload_mb",
+}
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -58,6 +64,9 @@ def settings_from(args: argparse.Namespace, spml_config: Any = None) -> dict[str
     settings = dict(DEFAULTS)
     if spml_config is not None:
         block = dict(spml_config.serve)
+        for key, instead in NOT_IN_BLOCK.items():
+            if key in block:
+                raise ConfigError(f"{args.config}: serve.{key}: not a serve setting; {instead}")
         if "cors_origin" in block:  # the flag's name, accepted for symmetry with the command line
             block["cors_allowed_origins"] = block.pop("cors_origin")
         for key in PATH_KEYS:

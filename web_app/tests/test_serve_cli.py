@@ -144,3 +144,6 @@ def test_config_validate_checks_the_serve_block(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert f"{config}: serve.every: Input should be greater than or equal to 1" in out.stderr
     assert f"{config}: serve.max_sesions: Extra inputs are not permitted" in out.stderr
+    config.write_text("serve:\n  max_upload_bytes: 1024\n")
+    out = spml("config", "validate", str(config))
+    assert out.returncode == 1 and f"{config}: serve.max_upload_bytes: not a serve setting; use max_upload_mb" in out.stderr
