@@ -34,6 +34,8 @@ from _reference import ref_python
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = (REPO / ".." / "shared" / "data" / "streamposeml_example" / "example_video.webm").resolve()
+
+
 # -- measurements, each run in a child process (`--child KIND ...`) ------------------------
 def cpu_seconds() -> float:
     """CPU time of this process and its finished children (spawned workers), user + system."""

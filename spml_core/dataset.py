@@ -446,8 +446,8 @@ def labeled_mask(codes: dict[str, np.ndarray], used: list[str]) -> np.ndarray:
 
 
 def frame_table(
-    stems: list[str], cats: dict[str, list[str]], video_index: np.ndarray, frames: np.ndarray, stamps: np.ndarray, widths: np.ndarray,
-    heights: np.ndarray, landmarks: np.ndarray, codes: dict[str, np.ndarray],
+    stems: list[str], cats: dict[str, list[str]], video_index: np.ndarray, frames: np.ndarray, stamps: np.ndarray,
+    widths: np.ndarray, heights: np.ndarray, landmarks: np.ndarray, codes: dict[str, np.ndarray],
 ) -> pd.DataFrame:
     """The per-frame DataFrame; categories are every planned video and each class's labels."""
     import pandas as pd
@@ -553,7 +553,6 @@ def write_dataset(df: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise SpmlError(f"{out}: cannot write dataset ({exc.strerror or exc})") from None
     return out
-
 
 
 CSV_BLOCK_ROWS = 16_384

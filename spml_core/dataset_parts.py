@@ -33,6 +33,7 @@ from spml_core.dataset import (
     frame_table,
     inspect_keypoint_file,
     labeled_mask,
+    used_classes,
 )
 from spml_core.errors import ConfigError, SpmlError
 from spml_core.skeleton import landmark_columns
@@ -236,7 +237,8 @@ def parts_folder(out: str | Path) -> Iterator[Path]:
 
 def used_classes_of(plan: DatasetPlan) -> list[str]:
     """The classes some frame of the plan carries (as build_dataset decides), from frame numbers and times only."""
-    used: set[str] = set()
+    # Per class, the highest code any video gives a frame (-1: no frame labeled), for used_classes.
+    highest = {c: np.full(1, -1, dtype=np.int64) for c in plan.cats}
     for stem, info in zip(plan.stems, plan.infos, strict=True):
         ann = plan.matched.get(stem)
         if ann is None:
@@ -244,8 +246,10 @@ def used_classes_of(plan: DatasetPlan) -> list[str]:
         table = info.load(["frame", "timestamp_ms"])
         codes, _ = align_annotations(ann, table.column(0).to_numpy(), table.column(1).to_numpy(), plan.schema,
                                      strict=plan.strict)
-        used.update(c for c, v in codes.items() if (np.asarray(v) >= 0).any())
-    return [c for c in plan.cats if c in used] or list(plan.cats)
+        for c, v in codes.items():
+            if len(v):
+                highest[c][0] = max(highest[c][0], int(np.max(v)))
+    return used_classes(highest, plan.cats)
 
 
 def _retry(result: Any) -> bool:

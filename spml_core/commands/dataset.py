@@ -62,15 +62,6 @@ def load_schema(config: Path | None) -> tuple[Any, Path | None]:
     return cfg, config
 
 
-def formatting_for(args: argparse.Namespace) -> Any:
-    """A DataFrame -> DataFrame formatting step from the formatting options, or None."""
-    from spml_core.formatting import formatting_step
-    from spml_core.formatting_cli import spec_from_args
-
-    spec = spec_from_args(args)
-    return None if spec is None else formatting_step(spec, quiet=args.quiet)
-
-
 def run(args: argparse.Namespace) -> int:
     """Build and write the dataset and its report."""
     from spml_core.dataset import build_and_write

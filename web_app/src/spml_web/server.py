@@ -9,8 +9,8 @@ waited ~40 ms for delayed ACKs.
 
 from __future__ import annotations
 
-import logging
 import gc
+import logging
 import signal
 import threading
 from typing import TYPE_CHECKING
@@ -93,7 +93,7 @@ def serve_forever(app: Flask, host: str = "127.0.0.1", port: int = 5001) -> None
         previous = signal.signal(signal.SIGTERM, _interrupt)
     # Everything imported and built so far (pandas, xgboost, torch, the app) lives as long as the process:
     # moved out of the collector's reach, a full collection takes ~0 ms instead of ~35 ms, a pause every
-    # connection would otherwise wait out (it was the 20-client p99 of 15-19 ms in benchmarks/live.py).
+    # connection would otherwise wait out.
     gc.collect()
     gc.freeze()
     print(f"spml serve: http://{host}:{server.server_port}/  (Ctrl-C to stop)", flush=True)
