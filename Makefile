@@ -20,14 +20,14 @@ $(STAMP): constraints.txt pyproject.toml $(wildcard plugins/*/pyproject.toml) $(
 	$(PIP) install -q -c constraints.txt -e . $(addprefix -e ,$(PLUGINS)) $(if $(wildcard web_app/pyproject.toml),-e "web_app[test]") pytest hypothesis scikit-learn
 	$(PY) -m spml_pose_mediapipe.model_bundle --out $(MODELS_DIR)
 	# The demo video's wheel (sports2d, from PyPI), kept in build/demo-cache for make demo and the tests.
-	$(PY) -c "from spml_core.demo_data import DEFAULT_CACHE, fetch_wheel; fetch_wheel(DEFAULT_CACHE)"
+	$(PY) -c "from spml_core.util.demo_data import DEFAULT_CACHE, fetch_wheel; fetch_wheel(DEFAULT_CACHE)"
 	# The web page's MediaPipe and Socket.IO assets, pinned by web_app/package-lock.json (no CDN at run time).
 	cd web_app && npm ci --no-audit --no-fund --loglevel=error
 	$(PY) -m spml_web.vendor --from web_app/node_modules
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m spml_core.demo_data data
+	$(PY) -m spml_core.util.demo_data data
 	$(SPML) run config.yml
 	@echo "== live path: replay the demo keypoints through the bundle, the decision layer and a virtual BLE peripheral"
 	$(PY) -m spml_actuator_ble.demo_replay --keypoints data/keypoints/demo.parquet --bundle data/models/movement \

@@ -62,7 +62,7 @@ def wait_connected(hub, timeout: float = 10.0) -> None:
 def bench_prediction_to_bytes(n: int, with_response: bool) -> dict[str, float]:
     """Latency from a prediction handed to the decision layer to its bytes at the peripheral."""
     from spml_actuator_ble.virtual import VirtualPeripheral
-    from spml_core.actuation import ActuationHub
+    from spml_core.actuation.hub import ActuationHub
     from spml_core.registry import Registry
 
     registry = Registry().load()
@@ -118,8 +118,8 @@ def ensure_bundle(path: Path | None, keypoints: Path) -> Path:
     out = CACHE / "bundle"
     if (out / "manifest.json").exists():
         return out
-    from spml_core.dataset import build_dataset, write_dataset
-    from spml_core.training import train
+    from spml_core.datasets.build import build_dataset, write_dataset
+    from spml_core.models.training import train
 
     print("training a small bundle once (xgboost, step_type, window 10)...", flush=True)
     df, _ = build_dataset(keypoints.parent, EXAMPLE)
@@ -131,8 +131,8 @@ def bench_live_loop(keypoints_path: Path, bundle: Path, passes: int) -> dict[str
     """Per-frame loop time (push + decision + enqueue) with and without a BLE actuator attached."""
     import spml_core
     from spml_actuator_ble.virtual import VirtualPeripheral
-    from spml_core.actuation import ActuationHub
-    from spml_core.pose import load_keypoints
+    from spml_core.actuation.hub import ActuationHub
+    from spml_core.keypoints.sequence import load_keypoints
     from spml_core.registry import Registry
 
     kp = load_keypoints(keypoints_path)

@@ -1,4 +1,4 @@
-"""Benchmark: features and segmentation (spml_core.formatting + spml-segment-window).
+"""Benchmark: features and segmentation (spml_core.features (spec, compute, live, offline) + spml-segment-window).
 
 1. The example video, the seed README's call: ``flatten_into_columns``, window 10, labelled by
    weight_transfer_type, angles + distances + normalized, 4 decimals. spml's ``format_frames`` on the
@@ -90,7 +90,7 @@ def example_inputs() -> tuple[Path, Path]:
 
 
 def seed_spec():
-    from spml_core.formatting import FeaturePipelineSpec
+    from spml_core.features.spec import FeaturePipelineSpec
 
     return FeaturePipelineSpec.from_options(
         ["angles", "distances", "normalized"], None, "flatten_into_columns",
@@ -99,8 +99,8 @@ def seed_spec():
 
 def time_spml(kp: Path, ann: Path, runs: int) -> dict:
     from spml_core.config import AnnotationSchema
-    from spml_core.dataset import build_dataset
-    from spml_core.formatting import format_frames
+    from spml_core.datasets.build import build_dataset
+    from spml_core.features.offline import format_frames
     from spml_core.registry import Registry
 
     registry = Registry().load()
@@ -124,7 +124,7 @@ def time_scale(frames, n_videos: int, n_frames: int) -> dict:
     """Tile the example's per-frame table into n_videos x n_frames rows and format it once."""
     import pandas as pd
 
-    from spml_core.formatting import format_dataset_frames
+    from spml_core.features.offline import format_dataset_frames
     from spml_core.registry import Registry
 
     period = len(frames)
@@ -156,8 +156,9 @@ def time_scale(frames, n_videos: int, n_frames: int) -> dict:
 
 def time_live(frames, window: int = 30, pushes: int = 3000, repeats: int = 5) -> dict:
     """Per-frame LiveFeatureBuffer.push time, flattened and pooled, every built-in feature."""
-    from spml_core.formatting import FeaturePipelineSpec, LiveFeatureBuffer
-    from spml_core.skeleton import landmark_columns
+    from spml_core.features.spec import FeaturePipelineSpec
+    from spml_core.features.live import LiveFeatureBuffer
+    from spml_core.keypoints.skeleton import landmark_columns
 
     xyzv = frames[landmark_columns()].to_numpy().reshape(-1, 33, 4)
     feats = ["angles", "distances", "normalized", "velocities"]

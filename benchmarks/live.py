@@ -61,7 +61,7 @@ def keypoints() -> Path:
 def dataset(kp: Path) -> Path:
     """Per-frame labelled table of the example video (seed annotation schema)."""
     from spml_core.config import AnnotationSchema
-    from spml_core.dataset import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset, write_dataset
 
     target = CACHE / "dataset.parquet"
     if not target.exists() or target.stat().st_mtime < kp.stat().st_mtime:
@@ -72,7 +72,7 @@ def dataset(kp: Path) -> Path:
 
 def bundle(ds: Path) -> Path:
     """A window-10 XGBoost bundle for step_type, trained once with spml's default options."""
-    from spml_core.training import train
+    from spml_core.models.training import train
 
     out = CACHE / "bundle-steps-w10"
     if not (out / "manifest.json").exists() or (out / "manifest.json").stat().st_mtime < ds.stat().st_mtime:
@@ -228,7 +228,7 @@ def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "
 
 def in_process_push(bundle_dir: Path, seq: Any) -> dict[str, float]:
     """spml's per-frame live predictor (StreamPredictor.push), timed in-process for the ratio."""
-    from spml_core.bundle import load_bundle
+    from spml_core.models.bundle import load_bundle
 
     stream = load_bundle(bundle_dir).new_stream(seq.width, seq.height)
     times = []
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"live benchmark: example video not found under {EXAMPLE}; skipped")
         return 0
     CACHE.mkdir(parents=True, exist_ok=True)
-    from spml_core.pose import load_keypoints
+    from spml_core.keypoints.sequence import load_keypoints
 
     kp = keypoints()
     seq = load_keypoints(kp)

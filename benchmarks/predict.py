@@ -57,7 +57,7 @@ print("RESULT " + json.dumps({"import_s": imported, "runs_s": times}))
 
 def example_dataset() -> tuple[Path, Path, Path]:
     """(keypoints dir, per-frame dataset, seed CSV) of the example, made once under build/."""
-    from spml_core.dataset import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset, write_dataset
     from spml_core.pipeline import run_extract
 
     kp = CACHE / "keypoints"
@@ -125,7 +125,7 @@ def latency(bundle: Path, xyzv: np.ndarray, width: int, height: int, calls: int)
 
 
 def time_spml_train(frames_path: Path, model: str, window: int, out: Path) -> float:
-    from spml_core.training import train
+    from spml_core.models.training import train
 
     t = time.perf_counter()
     train(frames_path, "step_type", out, model, window=window, quiet=True)
@@ -192,7 +192,7 @@ def main() -> int:
         print(f"example data not found at {EXAMPLE}", file=sys.stderr)
         return 1
     CACHE.mkdir(parents=True, exist_ok=True)
-    from spml_core.pose import load_keypoints
+    from spml_core.keypoints.sequence import load_keypoints
 
     kp, frames_path, csv = example_dataset()
     seq = load_keypoints(kp / "example_video.parquet")

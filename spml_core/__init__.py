@@ -15,16 +15,16 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("spml")
 
 if TYPE_CHECKING:  # names resolved lazily by __getattr__ below
-    from spml_core.bundle import Predictor, load_bundle  # noqa: F401
-    from spml_core.pose import PoseSequence, load_keypoints  # noqa: F401
+    from spml_core.keypoints.sequence import PoseSequence, load_keypoints  # noqa: F401
+    from spml_core.models.bundle import Predictor, load_bundle  # noqa: F401
     from spml_core.registry import Registry  # noqa: F401
 
 _LAZY = {
-    "PoseSequence": "spml_core.pose",
-    "load_keypoints": "spml_core.pose",
+    "PoseSequence": "spml_core.keypoints.sequence",
+    "load_keypoints": "spml_core.keypoints.sequence",
     "Registry": "spml_core.registry",
-    "load_bundle": "spml_core.bundle",
-    "Predictor": "spml_core.bundle",
+    "load_bundle": "spml_core.models.bundle",
+    "Predictor": "spml_core.models.bundle",
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]

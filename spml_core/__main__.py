@@ -1,3 +1,3 @@
-from spml_core.cli import main
+from spml_core.cli.main import main
 
 raise SystemExit(main())

@@ -14,12 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from spml_core.pose import PoseSequence
+    from spml_core.keypoints.sequence import PoseSequence
+
+
+class Strict(BaseModel):
+    """Config section: unknown keys are errors (typos must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(Strict):
+    """Selects an installed component by name, with options validated by that component."""
+
+    use: str = Field(description="Component name, as listed by `spml plugins`")
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class Options(BaseModel):
@@ -163,7 +176,7 @@ class ActuatorStatus:
 class Actuator(Component):
     """Receives decisions (not raw predictions) and acts on a device or service.
 
-    An :class:`spml_core.actuation.ActuatorRunner` calls ``open``, ``send`` and ``close`` on its
+    An :class:`spml_core.actuation.runner.ActuatorRunner` calls ``open``, ``send`` and ``close`` on its
     own thread, never on the classification loop, so these may block. ``send`` raises on
     failure (the runner logs it); ``status`` must be cheap and thread-safe.
     """

@@ -11,53 +11,21 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+__all__ = [
+    "ActuatorConfig", "AnnotationFields", "AnnotationSchema", "ComponentRef", "Config", "DatasetStage",
+    "EvaluateStage", "ExtractStage", "PipelineConfig", "Strict", "TrainStage", "format_validation_error",
+    "load_config", "validate_components", "validate_options",
+]
+
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from spml_core.decisions import DecisionConfig
-from spml_core.errors import ConfigError
-
-
-class Strict(BaseModel):
-    """Config section: unknown keys are errors (typos must not pass silently)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class ComponentRef(Strict):
-    """Selects an installed component by name, with options validated by that component."""
-
-    use: str = Field(description="Component name, as listed by `spml plugins`")
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class AnnotationFields(Strict):
-    """Dot paths, inside one annotation, to its label and its frame (or time) range."""
-
-    label: str = "label"
-    start_frame: str | None = "metadata.system.frame"
-    end_frame: str | None = "metadata.system.endFrame"
-    start_time: str | None = Field(None, description="Dot path to the start time in seconds")
-    end_time: str | None = Field(None, description="Dot path to the end time in seconds")
-
-
-class AnnotationSchema(Strict):
-    """The seed's annotation_schema block, plus spml's conflict rule."""
-
-    annotations_key: str = "annotations"
-    annotation_fields: AnnotationFields = Field(default_factory=AnnotationFields)
-    label_class_mapping: dict[str, str] = Field(
-        default_factory=lambda: {
-            "Left Step": "step_type",
-            "Right Step": "step_type",
-            "Successful Weight Transfer": "weight_transfer_type",
-            "Failure Weight Transfer": "weight_transfer_type",
-        }
-    )
-    on_conflict: Literal["error", "keep_later"] = Field(
-        "keep_later",
-        description="Two labels of one class on a frame: stop with an error, or keep the later annotation",
-    )
+from spml_core.actuation.hub import ActuatorConfig
+from spml_core.components import ComponentRef, Strict
+from spml_core.datasets.annotations import AnnotationFields, AnnotationSchema
+from spml_core.errors import ConfigError, format_validation_error
+from spml_core.features.defaults import DEFAULT_FEATURES
+from spml_core.registry import validate_options
 
 
 class ExtractStage(Strict):
@@ -131,27 +99,6 @@ class PipelineConfig(Strict):
     evaluate: EvaluateStage | None = None
 
 
-class ActuatorConfig(Strict):
-    """One actuator: a component (``use``), its options, and the decisions that drive it."""
-
-    use: str = Field(description="Actuator component name, as listed by `spml plugins` (ble, osc, ...)")
-    name: str | None = Field(None, description="Name in logs and events (default: the component name)")
-    options: dict[str, Any] = Field(default_factory=dict)
-    decisions: DecisionConfig
-    run_in: Literal["server", "browser"] = Field(
-        "server", description="server: the spml process drives the device; browser: the page writes it (Web Bluetooth)"
-    )
-    log: Path | None = Field(Path("logs/actions.jsonl"), description="JSON-lines action log (appended); null disables")
-    max_age_ms: float = Field(
-        500, gt=0, description="An on-action not started within this time after its decision is dropped as stale"
-    )
-
-    @property
-    def label(self) -> str:
-        """The actuator's name in logs and events."""
-        return self.name or self.use
-
-
 class Config(Strict):
     """The whole config.yml."""
 
@@ -175,20 +122,6 @@ class Config(Strict):
         """Resolve a path from the config against the config file's folder."""
         p = Path(os.path.expanduser(str(path)))
         return p if p.is_absolute() else (self.base_dir / p)
-
-
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: '<source>: <dotted.key.path>: <message> (got <value>)'."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        got = err.get("input")
-        hint = f" (got {got!r})" if err["type"] != "missing" and not isinstance(got, dict) else ""
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{source}: {loc}: unknown key")
-        else:
-            lines.append(f"{source}: {loc}: {err['msg']}{hint}")
-    return "\n".join(lines)
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
@@ -216,22 +149,6 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(format_validation_error(exc, str(path))) from None
     cfg.base_dir = path.resolve().parent
     return cfg
-
-
-def validate_options(component: type, options: dict[str, Any], where: str) -> Any:
-    """Validate options against a component's Options model; errors name ``where`` as key path."""
-    try:
-        return component.Options.model_validate(options)  # type: ignore[attr-defined]
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join([where, *map(str, err["loc"])])
-            if err["type"] == "extra_forbidden":
-                valid = ", ".join(component.Options.model_fields)  # type: ignore[attr-defined]
-                lines.append(f"{loc}: unknown option (valid: {valid or 'none'})")
-            else:
-                lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError("\n".join(lines)) from None
 
 
 def validate_components(cfg: Config, registry: Any, source: str = "config.yml") -> None:
@@ -266,8 +183,6 @@ def validate_components(cfg: Config, registry: Any, source: str = "config.yml") 
 
 def _validate_features(stage: DatasetStage, registry: Any, source: str) -> None:
     """pipeline.dataset.features name installed feature extractors; feature_options fit them."""
-    from spml_core.formatting_cli import DEFAULT_FEATURES
-
     names = stage.features or list(DEFAULT_FEATURES)
     for i, name in enumerate(stage.features):
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SpmlError(Exception):
     """An error a user can fix; the CLI prints its message and exits non-zero."""
@@ -17,3 +19,17 @@ class PluginError(SpmlError):
 
 class UnknownComponentError(PluginError):
     """A config or command names a component that no installed plugin provides."""
+
+
+def format_validation_error(exc: Any, source: str) -> str:
+    """One line per pydantic error: '<source>: <dotted.key.path>: <message> (got <value>)'."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        got = err.get("input")
+        hint = f" (got {got!r})" if err["type"] != "missing" and not isinstance(got, dict) else ""
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{source}: {loc}: unknown key")
+        else:
+            lines.append(f"{source}: {loc}: {err['msg']}{hint}")
+    return "\n".join(lines)

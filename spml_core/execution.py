@@ -50,8 +50,8 @@ def executor_from_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def create_executor(registry: Any, name: str, options: dict[str, Any], where: str = "executor") -> Any:
     """Build the named executor with validated options; names the install when dask is missing."""
-    from spml_core.config import validate_options
     from spml_core.errors import UnknownComponentError
+    from spml_core.registry import validate_options
 
     try:
         cls = registry.get("executor", name)

@@ -8,20 +8,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spml_core.config import Config, load_config, validate_components, validate_options
+from spml_core.config import Config, load_config, validate_components
 from spml_core.errors import SpmlError
-from spml_core.extract import ExtractResult, check_output_dir, find_videos, plan_jobs, run_job
-from spml_core.manifest import RunManifest
-from spml_core.pose import file_sha256
-from spml_core.progress import progress_bar
-from spml_core.resume import resume_plan
+from spml_core.keypoints.extract import (
+    ExtractResult,
+    check_output_dir,
+    find_videos,
+    plan_jobs,
+    run_job,
+)
+from spml_core.keypoints.resume import resume_plan
+from spml_core.keypoints.runlog import RunManifest
+from spml_core.keypoints.sequence import file_sha256
+from spml_core.registry import validate_options
+from spml_core.util.progress import progress_bar
 
 # Stage name -> "module:function(cfg, stage_config)"; each stage's module owns its logic.
 STAGES: dict[str, str] = {
     "extract": "spml_core.pipeline:run_extract_stage",
-    "dataset": "spml_core.dataset:run_dataset_stage",
-    "train": "spml_core.training:run_train_stage",
-    "evaluate": "spml_core.evaluation:run_evaluate_stage",
+    "dataset": "spml_core.datasets.build:run_dataset_stage",
+    "train": "spml_core.models.training:run_train_stage",
+    "evaluate": "spml_core.models.evaluation:run_evaluate_stage",
 }
 
 
@@ -97,7 +104,7 @@ def _extract_with_retries(
 ) -> list[ExtractResult]:
     """Run jobs on the executor, recording each start and end in the manifest; one bar for all workers."""
     from spml_core.execution import map_with_retries
-    from spml_core.resume import result_record, running_records
+    from spml_core.keypoints.resume import result_record, running_records
 
     frames = {j.out: _frame_count(j.video) for j in todo}
     results: list[ExtractResult] = []

@@ -14,7 +14,7 @@ import pluggy
 
 from spml_core import hookspecs
 from spml_core.components import KINDS, Component
-from spml_core.errors import PluginError, UnknownComponentError
+from spml_core.errors import ConfigError, PluginError, UnknownComponentError
 
 # Default plugins shipped inside spml_core (dependency-free or numpy-only).
 BUILTIN_PLUGINS: tuple[str, ...] = ("spml_core.builtin",)
@@ -200,6 +200,24 @@ class Registry:
         if failed:
             msg += " Plugins that failed to load: " + "; ".join(e for r in failed for e in r.errors)
         return msg
+
+
+def validate_options(component: type, options: dict[str, Any], where: str) -> Any:
+    """Validate options against a component's Options model; errors name ``where`` as key path."""
+    from pydantic import ValidationError
+
+    try:
+        return component.Options.model_validate(options)  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join([where, *map(str, err["loc"])])
+            if err["type"] == "extra_forbidden":
+                valid = ", ".join(component.Options.model_fields)  # type: ignore[attr-defined]
+                lines.append(f"{loc}: unknown option (valid: {valid or 'none'})")
+            else:
+                lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("\n".join(lines)) from None
 
 
 def print_load_errors(registry: Registry, stream: Any = None) -> None:

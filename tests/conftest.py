@@ -45,7 +45,7 @@ def example_keypoints_dir(example_video: Path, tmp_path_factory: pytest.TempPath
 @pytest.fixture(scope="session")
 def example_keypoints(example_keypoints_dir: Path):
     """The example video's PoseSequence."""
-    from spml_core.pose import load_keypoints
+    from spml_core.keypoints.sequence import load_keypoints
 
     return load_keypoints(example_keypoints_dir / "example_video.parquet")
 

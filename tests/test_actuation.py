@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from spml_core.actuation import ActionLog, ActuationHub, ActuatorRunner
+from spml_core.actuation.hub import ActuationHub
+from spml_core.actuation.runner import ActionLog, ActuatorRunner
 from spml_core.components import Actuator, ActuatorStatus
 from spml_core.config import Config
-from spml_core.decisions import Decision
+from spml_core.actuation.decisions import Decision
 from spml_core.errors import ConfigError
 
 

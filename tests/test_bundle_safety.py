@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import spml_core
-from spml_core.bundle import BundleError, safe_extract_zip, zip_bundle
-from spml_core.skeleton import landmark_columns
+from spml_core.models.bundle import BundleError, safe_extract_zip, zip_bundle
+from spml_core.keypoints.skeleton import landmark_columns
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,8 +54,8 @@ def synthetic_frames(n_videos: int = 3, n_frames: int = 120, seed: int = 0):
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     """A real bundle trained on synthetic frames (tiny xgboost)."""
-    from spml_core.dataset import write_dataset
-    from spml_core.training import train
+    from spml_core.datasets.build import write_dataset
+    from spml_core.models.training import train
 
     root = tmp_path_factory.mktemp("bundle")
     data = write_dataset(synthetic_frames(), root / "frames.parquet")
@@ -202,8 +202,8 @@ def test_manifest_is_validated(bundle, tmp_path) -> None:
 
 
 def test_write_bundle_refuses_to_overwrite_other_folders(tmp_path) -> None:
-    from spml_core.dataset import write_dataset
-    from spml_core.training import train
+    from spml_core.datasets.build import write_dataset
+    from spml_core.models.training import train
 
     precious = tmp_path / "precious"
     precious.mkdir()
@@ -242,7 +242,7 @@ def test_no_code_path_unpickles() -> None:
 def test_safetensors_whose_length_prefix_looks_like_a_pickle_marker_is_accepted(tmp_path) -> None:
     from safetensors.numpy import save_file
 
-    from spml_core.bundle import check_no_pickles
+    from spml_core.models.bundle import check_no_pickles
 
     # The header length is little-endian: 0x0480 starts with the bytes 0x80 0x04, like a protocol-4 pickle.
     for pad in range(2000):

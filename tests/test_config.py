@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spml_core.cli import main
+from spml_core.cli.main import main
 from spml_core.config import AnnotationSchema, load_config, validate_components
 from spml_core.errors import ConfigError
 from spml_core.registry import Registry

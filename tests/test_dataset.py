@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spml_core.cli import main
+from spml_core.cli.main import main
 from spml_core.config import AnnotationFields, AnnotationSchema
-from spml_core.dataset import build_dataset, read_dataset, report_path, write_dataset
+from spml_core.datasets.build import build_dataset, read_dataset, report_path, write_dataset
 from spml_core.errors import SpmlError
-from spml_core.pose import PoseSequence, VideoSource
-from spml_core.skeleton import landmark_columns
+from spml_core.keypoints.sequence import PoseSequence, VideoSource
+from spml_core.keypoints.skeleton import landmark_columns
 
 CLASSES = ["step_type", "weight_transfer_type"]
 
@@ -177,8 +177,8 @@ def test_match_by_name_field_when_file_stem_differs(project: Path) -> None:
 
 
 def test_sequence_json_input_aligns_like_parquet(project: Path) -> None:
-    from spml_core.pose import load_keypoints
-    from spml_core.streamposeml_format import write_streamposeml
+    from spml_core.keypoints.sequence import load_keypoints
+    from spml_core.keypoints.streamposeml import write_streamposeml
 
     seqdir = project / "sequences"
     for stem in ("clip_a", "clip_b"):
@@ -196,9 +196,9 @@ def test_sequence_json_input_aligns_like_parquet(project: Path) -> None:
 
 
 def test_parquet_preferred_over_sequence_json_of_the_same_video(project: Path) -> None:
-    from spml_core.dataset import find_keypoint_files
-    from spml_core.pose import load_keypoints
-    from spml_core.streamposeml_format import write_streamposeml
+    from spml_core.datasets.build import find_keypoint_files
+    from spml_core.keypoints.sequence import load_keypoints
+    from spml_core.keypoints.streamposeml import write_streamposeml
 
     write_streamposeml(load_keypoints(project / "keypoints" / "clip_a.parquet"), project / "keypoints",
                        write_keypoints=False)
@@ -435,7 +435,7 @@ def test_csv_blocks_are_the_bytes_of_one_pyarrow_write(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from spml_core.dataset import write_csv_blocks
+    from spml_core.datasets.build import write_csv_blocks
 
     rng = np.random.default_rng(0)
     n = 1000

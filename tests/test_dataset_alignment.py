@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spml_core.annotations import Annotation, VideoAnnotations, align_annotations, assign_intervals
+from spml_core.datasets.annotations import Annotation, VideoAnnotations, align_annotations, assign_intervals
 from spml_core.config import AnnotationSchema
 from spml_core.errors import SpmlError
 
@@ -67,7 +67,7 @@ def naive_times(ts, anns):
 
 
 def _decode(codes: dict[str, np.ndarray], schema: AnnotationSchema) -> dict[str, list]:
-    from spml_core.annotations import class_categories
+    from spml_core.datasets.annotations import class_categories
 
     cats = class_categories(schema)
     return {c: [cats[c][k] if k >= 0 else None for k in v] for c, v in codes.items()}

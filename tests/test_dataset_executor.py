@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spml_core.cli import main
+from spml_core.cli.main import main
 from spml_core.config import AnnotationSchema
-from spml_core.dataset import build_and_write, read_dataset, report_path
-from spml_core.dataset_parts import parts_dir_for
+from spml_core.datasets.build import build_and_write, read_dataset, report_path
+from spml_core.datasets.parts import parts_dir_for
 from spml_core.errors import SpmlError
-from spml_core.formatting import SPEC_ATTR, FeaturePipelineSpec, formatting_step, spec_path
+from spml_core.features.spec import SPEC_ATTR, FeaturePipelineSpec, spec_path
+from spml_core.features.offline import formatting_step
 
 
 def make_videos(example_keypoints, example_annotations: Path, folder: Path, n: int = 4) -> tuple[Path, Path]:
@@ -138,7 +139,7 @@ def test_video_failing_in_a_worker_stops_the_run(videos, tmp_path: Path, monkeyp
     kp, an = videos
     out = tmp_path / "data.parquet"
     out.write_bytes(b"an older dataset")
-    from spml_core import dataset
+    from spml_core.datasets import build as dataset
 
     real = dataset.KeypointFile.load
     calls = []
@@ -160,7 +161,7 @@ def test_video_failing_in_a_worker_stops_the_run(videos, tmp_path: Path, monkeyp
 
 
 def test_config_executor_is_honoured_by_spml_run(videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from spml_core import dataset_parts
+    from spml_core.datasets import parts as dataset_parts
 
     kp, an = videos
     seen = []

@@ -61,8 +61,8 @@ def test_seed_calls_on_process_videos_output(example_video: Path, example_annota
 
 
 def _synthetic(tmp_path: Path) -> tuple[Path, Path]:
-    from spml_core.pose import PoseSequence, VideoSource
-    from spml_core.streamposeml_format import write_streamposeml
+    from spml_core.keypoints.sequence import PoseSequence, VideoSource
+    from spml_core.keypoints.streamposeml import write_streamposeml
 
     seqs, anns = tmp_path / "sequences", tmp_path / "annotations"
     anns.mkdir()

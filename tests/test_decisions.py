@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from spml_core.decisions import DecisionConfig, DecisionEngine
+from spml_core.actuation.decisions import DecisionConfig, DecisionEngine
 from spml_core.payloads import PayloadError, encode_payload
 
 STEP, REST = "step", "rest"

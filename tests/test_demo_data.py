@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spml_core import demo_data
+from spml_core.util import demo_data
 from spml_core.errors import SpmlError
 
 CACHE = Path(__file__).resolve().parents[1] / "build" / "demo-cache"

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spml_core.cli import main
-from spml_core.pose import file_sha256, load_keypoints, read_keypoint_meta
-from spml_core.skeleton import INDEX
+from spml_core.cli.main import main
+from spml_core.keypoints.sequence import file_sha256, load_keypoints, read_keypoint_meta
+from spml_core.keypoints.skeleton import INDEX
 
 SPML = Path(sys.executable).with_name("spml")
 HEAVY = ("mediapipe", "cv2", "torch", "xgboost")
@@ -171,7 +171,7 @@ def test_unwritable_output_folder(tmp_path: Path) -> None:
 def test_cli_listing_does_not_import_heavy_libraries(argv: list[str]) -> None:
     code = (
         "import sys, json\n"
-        "from spml_core.cli import main\n"
+        "from spml_core.cli.main import main\n"
         "try:\n    main(%r)\nexcept SystemExit:\n    pass\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(%r))))\n"
     ) % (argv, HEAVY)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spml_core.cli import main
-from spml_core.pose import load_keypoints
-from spml_core.skeleton import EXTENDED_NAMES, LANDMARK_NAMES
-from spml_core.streamposeml_format import sequence_json_path, write_streamposeml
+from spml_core.cli.main import main
+from spml_core.keypoints.sequence import load_keypoints
+from spml_core.keypoints.skeleton import EXTENDED_NAMES, LANDMARK_NAMES
+from spml_core.keypoints.streamposeml import sequence_json_path, write_streamposeml
 
 FRAMES = 12
 
@@ -95,7 +95,7 @@ def test_rerun_skips_until_the_legacy_files_are_missing(legacy_dir: Path, exampl
 
 
 def test_frames_without_a_person_are_empty(tmp_path: Path) -> None:
-    from spml_core.pose import PoseSequence, VideoSource
+    from spml_core.keypoints.sequence import PoseSequence, VideoSource
 
     xyzv = np.full((3, 33, 4), np.nan, np.float32)
     xyzv[1] = 0.5

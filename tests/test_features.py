@@ -21,7 +21,7 @@ from spml_core.features.angles import ANGLE_NAMES, ANGLES, VECTORS
 from spml_core.features.distances import DISTANCE_JOINTS
 from spml_core.features.geometry import EXT_INDEX, pixel_points
 from spml_core.registry import Registry
-from spml_core.skeleton import INDEX, LANDMARK_NAMES
+from spml_core.keypoints.skeleton import INDEX, LANDMARK_NAMES
 
 W, H = 1280, 720
 

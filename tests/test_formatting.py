@@ -11,17 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spml_core import formatting
+from spml_core.features import compute, offline
 from spml_core.errors import ConfigError, SpmlError, UnknownComponentError
-from spml_core.formatting import (
-    FeaturePipelineSpec,
-    LiveFeatureBuffer,
-    format_dataset_frames,
-    format_frames,
-    pool_windows,
-)
+from spml_core.features.spec import FeaturePipelineSpec
+from spml_core.features.live import LiveFeatureBuffer
+from spml_core.features.offline import format_dataset_frames, format_frames
+from spml_core.features.compute import pool_windows
 from spml_core.registry import Registry
-from spml_core.skeleton import landmark_columns
+from spml_core.keypoints.skeleton import landmark_columns
 
 W, H = 1280, 720
 
@@ -231,8 +228,8 @@ def test_chunked_feature_computation_equals_one_pass(registry, monkeypatch):
     spec = spec_for("window", ["normalized", "velocities", "angles"], 4, segmentation_window=6,
                     segmentation_window_label="step", stride=3, pool=True)
     whole = format_frames(frames, spec, registry)
-    monkeypatch.setattr(formatting, "CHUNK_FRAMES", 30)
-    monkeypatch.setattr(formatting, "BLOCK_FRAMES", 7)
+    monkeypatch.setattr(offline, "CHUNK_FRAMES", 30)
+    monkeypatch.setattr(compute, "BLOCK_FRAMES", 7)
     assert format_frames(frames, spec, registry).equals(whole)
 
 

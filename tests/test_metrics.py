@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spml_core.metrics import classification_metrics, confusion_matrix, label_runs, onset_latency
+from spml_core.models.metrics import classification_metrics, confusion_matrix, label_runs, onset_latency
 
 CLASSES = ["a", "b", "c"]
 

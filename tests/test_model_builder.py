@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import spml_core
-from spml_core.skeleton import landmark_columns
+from spml_core.keypoints.skeleton import landmark_columns
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def seed_csv(example_keypoints_dir: Path, example_annotations: Path, tmp_path_fa
 
 @pytest.fixture(scope="module")
 def keypoints(example_keypoints_dir: Path):
-    from spml_core.pose import load_keypoints
+    from spml_core.keypoints.sequence import load_keypoints
 
     return load_keypoints(example_keypoints_dir / "example_video.parquet")
 
@@ -178,7 +178,7 @@ def test_pickles_are_never_loaded(tmp_path) -> None:
 def test_landmark_columns_are_features_of_a_raw_per_frame_csv(example_keypoints_dir, example_annotations,
                                                               tmp_path) -> None:
     """A raw per-frame dataset (no formatting) trains on the landmark coordinates, id columns excluded."""
-    from spml_core.dataset import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset, write_dataset
 
     frames, _ = build_dataset(example_keypoints_dir, example_annotations)
     csv = write_dataset(frames, tmp_path / "frames.csv")

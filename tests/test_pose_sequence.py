@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from spml_core.errors import SpmlError
-from spml_core.pose import PoseSequence, load_keypoints, read_keypoint_meta
-from spml_core.skeleton import LANDMARK_NAMES, landmark_columns, with_derived_joints
+from spml_core.keypoints.sequence import PoseSequence, load_keypoints, read_keypoint_meta
+from spml_core.keypoints.skeleton import LANDMARK_NAMES, landmark_columns, with_derived_joints
 
 
 def make_sequence(n: int = 5, world: bool = True) -> PoseSequence:
@@ -102,7 +102,7 @@ def test_derived_joints_are_midpoints() -> None:
 def test_atomic_outputs_get_the_normal_file_mode(tmp_path: Path) -> None:
     import os
 
-    from spml_core.atomic import write_text_atomic
+    from spml_core.util.atomic import write_text_atomic
 
     mask = os.umask(0o022)
     os.umask(mask)

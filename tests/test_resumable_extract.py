@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from spml_core.builtin.executors import LocalExecutor
-from spml_core.cli import main
+from spml_core.cli.main import main
 from spml_core.errors import SpmlError
 from spml_core.execution import map_with_retries
-from spml_core.manifest import MANIFEST_NAME, RunManifest
+from spml_core.keypoints.runlog import MANIFEST_NAME, RunManifest
 from spml_core.pipeline import run_extract
-from spml_core.pose import file_sha256, load_keypoints
+from spml_core.keypoints.sequence import file_sha256, load_keypoints
 
 SPML = Path(sys.executable).with_name("spml")
 LITE = {"model": "lite"}

@@ -23,8 +23,9 @@ import pandas as pd
 import pytest
 
 from spml_core.errors import SpmlError
-from spml_core.formatting import FeaturePipelineSpec, format_dataset_frames
-from spml_core.skeleton import landmark_columns
+from spml_core.features.spec import FeaturePipelineSpec
+from spml_core.features.offline import format_dataset_frames
+from spml_core.keypoints.skeleton import landmark_columns
 
 pytestmark = pytest.mark.slow  # the session's MediaPipe extraction of the example video
 
@@ -37,7 +38,7 @@ PER_FRAME = 35 + 23 + 66
 @pytest.fixture(scope="module")
 def frames(example_keypoints_dir: Path, example_annotations: Path) -> pd.DataFrame:
     """The per-frame table `spml dataset` builds from the example."""
-    from spml_core.dataset import build_dataset
+    from spml_core.datasets.build import build_dataset
 
     df, _ = build_dataset(example_keypoints_dir, example_annotations.parent)
     return df
@@ -200,8 +201,8 @@ def test_live_buffer_reproduces_the_example_rows(frames):
 # -- command line, config and seed API ------------------------------------------------------------------------
 def test_cli_formats_the_dataset_and_fails_without_writing(example_keypoints_dir, example_annotations, tmp_path,
                                                            capsys):
-    from spml_core.cli import main
-    from spml_core.formatting import read_feature_spec
+    from spml_core.cli.main import main
+    from spml_core.features.spec import read_feature_spec
 
     out = tmp_path / "ds" / "windows.csv"
     base = ["dataset", "--keypoints", str(example_keypoints_dir), "--annotations", str(example_annotations.parent),

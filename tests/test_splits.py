@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spml_core.errors import SpmlError
-from spml_core.splits import RANDOM_WARNING, blocked_folds, group_kfold, plan_splits, validation_split
+from spml_core.models.splits import RANDOM_WARNING, blocked_folds, group_kfold, plan_splits, validation_split
 
 
 @given(st.lists(st.integers(0, 7), min_size=4, max_size=200), st.integers(2, 6))

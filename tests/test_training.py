@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import spml_core
-from spml_core.skeleton import LANDMARK_NAMES, landmark_columns
+from spml_core.keypoints.skeleton import LANDMARK_NAMES, landmark_columns
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ LSTM_SMALL = {"hidden_size": 16, "num_layers": 1, "max_epochs": 10, "patience": 
 @pytest.fixture(scope="module")
 def example_frames(example_keypoints_dir: Path, example_annotations: Path):
     """The example video's per-frame dataset (real MediaPipe keypoints + its annotation file)."""
-    from spml_core.dataset import build_dataset
+    from spml_core.datasets.build import build_dataset
 
     frames, _ = build_dataset(example_keypoints_dir, example_annotations)
     return frames
@@ -29,7 +29,7 @@ def example_frames(example_keypoints_dir: Path, example_annotations: Path):
 
 @pytest.fixture(scope="module")
 def example_dataset(example_frames, tmp_path_factory) -> Path:
-    from spml_core.dataset import write_dataset
+    from spml_core.datasets.build import write_dataset
 
     return write_dataset(example_frames, tmp_path_factory.mktemp("ds") / "example.parquet")
 
@@ -72,7 +72,7 @@ def concat(parts):
 
 def check_predictor_matches_training_rows(bundle: Path, dataset: Path, frames) -> None:
     """predict_window and the live stream give exactly the model's output on the batch-formatted row."""
-    from spml_core.examples import load_examples
+    from spml_core.models.examples import load_examples
 
     predictor = spml_core.load_bundle(bundle)
     ex = load_examples(dataset, predictor.target, predictor.spec)
@@ -93,7 +93,7 @@ def check_predictor_matches_training_rows(bundle: Path, dataset: Path, frames) -
 
 
 def check_outputs(bundle: Path, dataset: Path, model: str) -> dict:
-    from spml_core.pose import file_sha256
+    from spml_core.keypoints.sequence import file_sha256
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["schema_version"] == 1 and manifest["target"] == "step_type"
@@ -115,8 +115,8 @@ def check_outputs(bundle: Path, dataset: Path, model: str) -> dict:
 
 def test_xgboost_trains_and_evaluates_on_the_example_with_blocked_splits(example_dataset, example_frames,
                                                                          tmp_path) -> None:
-    from spml_core.evaluation import evaluate_bundle
-    from spml_core.training import train
+    from spml_core.models.evaluation import evaluate_bundle
+    from spml_core.models.training import train
 
     result = train(example_dataset, "step_type", tmp_path / "xgb", "xgboost", XGB_SMALL, window=10, stride=2,
                    quiet=True)
@@ -135,7 +135,7 @@ def test_xgboost_trains_and_evaluates_on_the_example_with_blocked_splits(example
     assert (result.bundle / "eval-example" / "metrics.json").is_file()
     # Another recording (the mirror image): the fitted model predicts it, held out.
     other = tmp_path / "mirror.parquet"
-    from spml_core.dataset import write_dataset
+    from spml_core.datasets.build import write_dataset
 
     write_dataset(concat([mirrored(example_frames, "mirror")]), other)
     report = evaluate_bundle(result.bundle, other, tmp_path / "eval", quiet=True)
@@ -144,7 +144,7 @@ def test_xgboost_trains_and_evaluates_on_the_example_with_blocked_splits(example
 
 
 def test_lstm_trains_and_evaluates_on_the_example(example_dataset, example_frames, tmp_path) -> None:
-    from spml_core.training import train
+    from spml_core.models.training import train
 
     result = train(example_dataset, "step_type", tmp_path / "lstm", "lstm", LSTM_SMALL, window=10, stride=2,
                    quiet=True)
@@ -157,8 +157,8 @@ def test_lstm_trains_and_evaluates_on_the_example(example_dataset, example_frame
 
 
 def test_several_videos_are_evaluated_by_video(example_frames, tmp_path) -> None:
-    from spml_core.dataset import write_dataset
-    from spml_core.training import train
+    from spml_core.datasets.build import write_dataset
+    from spml_core.models.training import train
 
     frames = concat([example_frames, mirrored(example_frames, "example_mirrored"),
                      time_shifted(example_frames, "example_shifted", 25)])
@@ -176,8 +176,8 @@ def test_leak_random_split_scores_high_grouped_split_does_not(example_frames, tm
     movement: a random split finds every test window's twin in training, a split by subject cannot."""
     import pandas as pd
 
-    from spml_core.dataset import write_dataset
-    from spml_core.training import train
+    from spml_core.datasets.build import write_dataset
+    from spml_core.models.training import train
 
     rng = np.random.default_rng(7)
     lm = landmark_columns()
@@ -212,7 +212,7 @@ def test_leak_random_split_scores_high_grouped_split_does_not(example_frames, tm
 
 
 def test_cli_and_config_stages(example_dataset, tmp_path, capsys) -> None:
-    from spml_core.cli import main
+    from spml_core.cli.main import main
     from spml_core.pipeline import run_config
 
     assert main(["train", str(example_dataset), "--target", "step_type", "--out", str(tmp_path / "cli"),
@@ -238,10 +238,11 @@ def test_cli_and_config_stages(example_dataset, tmp_path, capsys) -> None:
 
 def test_a_table_formatted_by_spml_dataset_trains_with_its_spec(example_frames, tmp_path) -> None:
     """`spml dataset --strategy ...` output (+ its .spec.json) is accepted; the bundle predicts live the same."""
-    from spml_core.dataset import write_dataset
-    from spml_core.examples import default_spec
-    from spml_core.formatting import format_dataset_frames, write_feature_spec
-    from spml_core.training import train
+    from spml_core.datasets.build import write_dataset
+    from spml_core.models.examples import default_spec
+    from spml_core.features.offline import format_dataset_frames
+    from spml_core.features.spec import write_feature_spec
+    from spml_core.models.training import train
 
     spec = default_spec("step_type", ["normalized", "angles"], window=8, stride=4)
     table = format_dataset_frames(example_frames, spec).frame
@@ -263,7 +264,7 @@ def test_a_table_formatted_by_spml_dataset_trains_with_its_spec(example_frames, 
 
 
 def test_search_is_nested_and_reports_its_candidates(example_dataset, tmp_path) -> None:
-    from spml_core.training import train
+    from spml_core.models.training import train
 
     result = train(example_dataset, "step_type", tmp_path / "s", "xgboost", {"n_estimators": 8}, window=10,
                    stride=3, n_splits=3, search=True, quiet=True)

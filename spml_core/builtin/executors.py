@@ -13,7 +13,6 @@ from pydantic import Field
 
 from spml_core.components import Executor, Options
 
-
 _PROGRESS_QUEUE: Any = None
 
 

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from spml_core.components import Model, Options
 from spml_core.errors import SpmlError
-from spml_core.labels import balanced_weights, encode_labels, require_two_classes
+from spml_core.models.labels import balanced_weights, encode_labels, require_two_classes
 
 WEIGHTS_FILE = "logistic_regression.json"
 

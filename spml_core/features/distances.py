@@ -14,7 +14,14 @@ import numpy as np
 from pydantic import Field
 
 from spml_core.components import FeatureExtractor, Options
-from spml_core.features.geometry import EXT_INDEX, MID_HIP, NECK, BodySize, body_size, pixel_points
+from spml_core.features.geometry import (
+    EXT_INDEX,
+    MID_HIP,
+    NECK,
+    BodySize,
+    body_size,
+    pixel_points,
+)
 
 # StreamPoseML's order; each column is "<joint>_to_plumb_line_distance_<2d|3d>[_normalized]".
 DISTANCE_JOINTS: tuple[str, ...] = (

@@ -13,7 +13,12 @@ from typing import Literal
 
 import numpy as np
 
-from spml_core.skeleton import DERIVED_JOINTS, EXTENDED_NAMES, INDEX, N_LANDMARKS
+from spml_core.keypoints.skeleton import (
+    DERIVED_JOINTS,
+    EXTENDED_NAMES,
+    INDEX,
+    N_LANDMARKS,
+)
 
 BodySize = Literal["hip_width", "torso"]
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from spml_core.components import FeatureExtractor, Options
 from spml_core.features.geometry import as_xyzv
-from spml_core.skeleton import LANDMARK_NAMES
+from spml_core.keypoints.skeleton import LANDMARK_NAMES
 
 
 class RawJoints(FeatureExtractor):

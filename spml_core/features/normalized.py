@@ -9,7 +9,7 @@ from pydantic import Field
 
 from spml_core.components import FeatureExtractor, Options
 from spml_core.features.geometry import MID_HIP, BodySize, body_size, pixel_points
-from spml_core.skeleton import LANDMARK_NAMES
+from spml_core.keypoints.skeleton import LANDMARK_NAMES
 
 
 class NormalizedCoordinates(FeatureExtractor):

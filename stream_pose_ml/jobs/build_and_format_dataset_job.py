@@ -13,7 +13,7 @@ The seed call works unchanged::
 ``sequence_data_directory`` may hold what ``ProcessVideosJob.process_videos`` writes:
 StreamPoseML's ``<video filename>_sequence.json`` files and/or spml's ``<video stem>.parquet``
 keypoint files (the Parquet file wins when both exist for a video: it also has visibility and
-real timestamps). The merge is ``spml_core.dataset.build_dataset`` (docs/datasets.md).
+real timestamps). The merge is ``spml_core.datasets.build.build_dataset`` (docs/datasets.md).
 
 Differences from StreamPoseML, on purpose: annotation files match videos by exact stem (the
 file's ``name`` field or its own stem), never by substring; frame numbers are 0-based video
@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spml_core.dataset import FrameDataset
+from spml_core.datasets.build import FrameDataset
 from spml_core.errors import SpmlError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class BuildAndFormatDatasetJob:
     ) -> FrameDataset:
         """Merge the annotations with the sequences; returns a dataset with all/labeled/unlabeled frames."""
         from spml_core.config import load_config
-        from spml_core.dataset import build_dataset
+        from spml_core.datasets.build import build_dataset
 
         if not annotations_data_directory:
             raise BuildAndFormatDatasetJobError("build_dataset_from_data_files: annotations_data_directory is required")
@@ -75,7 +75,7 @@ class BuildAndFormatDatasetJob:
         )
         return FrameDataset(frames=frames, report=report, classes=list(report.classes))
 
-    # -- formatting (spml_core.formatting; docs/features.md) ------------------------------------------
+    # -- formatting (spml_core.features (spec, compute, live, offline); docs/features.md) ------------------------------------------
     @staticmethod
     def format_dataset(
         dataset: FrameDataset | pd.DataFrame | None = None,
@@ -105,7 +105,8 @@ class BuildAndFormatDatasetJob:
         """
         import pandas as pd
 
-        from spml_core.formatting import FeaturePipelineSpec, FeatureRef, format_dataset_frames
+        from spml_core.features.spec import FeaturePipelineSpec, FeatureRef
+        from spml_core.features.offline import format_dataset_frames
         from spml_core.registry import Registry
 
         if dataset is None:
@@ -166,8 +167,8 @@ class BuildAndFormatDatasetJob:
 
         import pandas as pd
 
-        from spml_core.dataset import write_dataset
-        from spml_core.formatting import write_feature_spec
+        from spml_core.datasets.build import write_dataset
+        from spml_core.features.spec import write_feature_spec
 
         if not csv_location:
             raise BuildAndFormatDatasetJobError("write_dataset_to_csv: csv_location is required")

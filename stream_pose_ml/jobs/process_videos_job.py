@@ -11,7 +11,7 @@ The seed call works unchanged::
 
 What it does: ``spml_core.pipeline.run_extract`` extracts every video (in parallel, skipping
 videos already extracted with the same options) into ``<stem>.parquet`` files, then the
-StreamPoseML JSON files are written from them (``spml_core.streamposeml_format``):
+StreamPoseML JSON files are written from them (``spml_core.keypoints.streamposeml``):
 
 * ``output_keypoints_data_path/<video stem>/keypoints-0001.json`` ... (StreamPoseML added a
   ``-<time_ns>`` suffix to the folder; spml replaces the folder on each run instead);
@@ -61,10 +61,10 @@ class ProcessVideosJob:
         workers: int | None = None,
     ) -> list[dict[str, Any]] | dict[str, Any]:
         """Process every video under src_videos_path; returns the sequence dicts, or the output paths."""
-        from spml_core.extract import find_videos
+        from spml_core.keypoints.extract import find_videos
         from spml_core.pipeline import run_extract
-        from spml_core.pose import load_keypoints
-        from spml_core.streamposeml_format import write_streamposeml
+        from spml_core.keypoints.sequence import load_keypoints
+        from spml_core.keypoints.streamposeml import write_streamposeml
 
         if not src_videos_path:
             raise ProcessVideosJobError("process_videos: src_videos_path is required")

@@ -100,7 +100,7 @@ class ModelBuilder:
         """
         import pandas as pd
 
-        from spml_core.formatting import read_feature_spec
+        from spml_core.features.spec import read_feature_spec
 
         path = Path(path)
         if not path.is_file():
@@ -234,9 +234,9 @@ class ModelBuilder:
 
     def _search(self, name: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
         """Pick options by grouped (or blocked) CV on the training split only."""
-        from spml_core.examples import ExampleSet
+        from spml_core.models.examples import ExampleSet
         from spml_core.registry import Registry
-        from spml_core.training import select_options
+        from spml_core.models.training import select_options
 
         X = self.X_train.to_numpy(np.float32)
         y = self.y_train.to_numpy(dtype=object)
@@ -283,7 +283,7 @@ class ModelBuilder:
     def evaluate_model(self, print_report: bool = True) -> dict[str, Any]:
         """Metrics on the test split: accuracy, balanced accuracy, macro precision/recall/F1, per class,
         confusion matrix, and ROC-AUC for two classes. Also stored as attributes (seed names)."""
-        from spml_core.metrics import classification_metrics
+        from spml_core.models.metrics import classification_metrics
 
         self._require("evaluate_model", "model")
         self._require("evaluate_model", "X_train")
@@ -324,7 +324,7 @@ class ModelBuilder:
         ``.zip`` beside it (what the web app uploads). Returns the bundle folder.
         """
         from spml_core import __version__
-        from spml_core.bundle import (
+        from spml_core.models.bundle import (
             Features,
             Manifest,
             ModelInfo,
@@ -333,8 +333,8 @@ class ModelBuilder:
             now_iso,
             write_bundle,
         )
-        from spml_core.bundle import zip_bundle as make_zip
-        from spml_core.pose import file_sha256
+        from spml_core.models.bundle import zip_bundle as make_zip
+        from spml_core.keypoints.sequence import file_sha256
 
         self._require("save_model_and_datasets", "model")
         assert self.X is not None and self.data_file is not None and self.target is not None
@@ -381,7 +381,7 @@ class ModelBuilder:
 
     def retrieve_model_from_bundle(self, file_path: str | os.PathLike[str]) -> Any:
         """Load a bundle (folder or zip) written by save_model_and_datasets or `spml train`; returns its Predictor."""
-        from spml_core.bundle import load_bundle
+        from spml_core.models.bundle import load_bundle
 
         predictor = load_bundle(file_path)
         self.model, self.model_type = predictor.model, predictor.manifest.model.component

@@ -44,7 +44,7 @@ def example_keypoints_path(example_video: Path, tmp_path_factory: pytest.TempPat
 @pytest.fixture(scope="session")
 def example_keypoints(example_keypoints_path: Path) -> Any:
     """The example video's PoseSequence (lite model)."""
-    from spml_core.pose import load_keypoints
+    from spml_core.keypoints.sequence import load_keypoints
 
     return load_keypoints(example_keypoints_path)
 
@@ -53,7 +53,7 @@ def example_keypoints(example_keypoints_path: Path) -> Any:
 def example_dataset(example_keypoints_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example video's labelled frame table (spml's dataset builder, the seed annotation schema)."""
     from spml_core.config import AnnotationSchema
-    from spml_core.dataset import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset, write_dataset
 
     frames, _report = build_dataset(example_keypoints_path.parent, EXAMPLE, AnnotationSchema())
     return write_dataset(frames, tmp_path_factory.mktemp("web_dataset") / "example.parquet")
@@ -61,7 +61,7 @@ def example_dataset(example_keypoints_path: Path, tmp_path_factory: pytest.TempP
 
 def train_bundle(dataset: Path, out: Path, target: str, window: int) -> Path:
     """Train a small real XGBoost bundle with spml's training code; returns its folder."""
-    from spml_core.training import train
+    from spml_core.models.training import train
 
     options = {"n_estimators": 20, "early_stopping_rounds": None}
     result = train(dataset, target, out, "xgboost", options, window=window, n_splits=2, quiet=True)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import socketio
 
-from spml_core.decisions import DecisionConfig, DecisionEngine
+from spml_core.actuation.decisions import DecisionConfig, DecisionEngine
 from spml_web.server import BackgroundServer
 
 pytestmark = pytest.mark.slow

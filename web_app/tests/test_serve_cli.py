@@ -26,7 +26,7 @@ def test_help_is_cheap_and_lists_the_options() -> None:
     for option in ("--model", "--models-dir", "--host", "--port", "--every"):
         assert option in out.stdout
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, spml_core.cli as c; c.build_parser(); "
+        [sys.executable, "-c", "import sys, spml_core.cli.main as c; c.build_parser(); "
                                "print(sorted(m for m in ('flask', 'flask_socketio', 'spml_web.app') if m in sys.modules))"],
         capture_output=True, text=True,
     )

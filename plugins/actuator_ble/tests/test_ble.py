@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from spml_actuator_ble.actuator import BleActuator
 from spml_actuator_ble.centrals import BleError
 from spml_actuator_ble.virtual import VirtualPeripheral
-from spml_core.actuation import ActuationHub, ActuatorRunner
+from spml_core.actuation.hub import ActuationHub
+from spml_core.actuation.runner import ActuatorRunner
 from spml_core.config import Config
 from spml_core.errors import ConfigError
 from spml_core.registry import Registry
@@ -176,7 +177,7 @@ def test_runner_on_a_slow_device_never_blocks_and_counts_drops():
     with VirtualPeripheral(name="SPML-Test", response_delay_s=0.2) as vp:
         runner = ActuatorRunner(ble(vp, with_response=True), "slow", max_age_ms=5000).start()
         wait_until(lambda: runner.status()["state"] == "connected")
-        from spml_core.decisions import Decision
+        from spml_core.actuation.decisions import Decision
 
         worst = 0.0
         for i in range(100):

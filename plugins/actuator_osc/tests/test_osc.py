@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from spml_actuator_osc.actuator import OscActuator
-from spml_core.actuation import ActuationHub
+from spml_core.actuation.hub import ActuationHub
 from spml_core.config import Config
 from spml_core.errors import ConfigError
 from spml_core.payloads import PayloadError

@@ -36,7 +36,7 @@ def test_registered_under_json_from_its_distribution() -> None:
 
 
 def test_unknown_option_is_an_error() -> None:
-    from spml_core.config import validate_options
+    from spml_core.registry import validate_options
 
     cls = Registry().load().get("annotation_parser", "json")
     with pytest.raises(ConfigError, match=r"parser.options.nme_key: unknown option \(valid: name_key, encoding\)"):

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from spml_core.config import AnnotationSchema
-from spml_core.dataset import build_and_write, read_dataset
-from spml_core.dataset_parts import parts_dir_for
+from spml_core.datasets.build import build_and_write, read_dataset
+from spml_core.datasets.parts import parts_dir_for
 from spml_core.errors import SpmlError
-from spml_core.formatting import SPEC_ATTR, FeaturePipelineSpec, formatting_step
+from spml_core.features.spec import SPEC_ATTR, FeaturePipelineSpec
+from spml_core.features.offline import formatting_step
 
 # plugins/executor_dask/tests/<this file> -> repository root is parents[3]; shared data sits beside it.
 EXAMPLE = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "streamposeml_example").resolve()

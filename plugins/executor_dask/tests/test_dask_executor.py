@@ -125,9 +125,9 @@ def test_scheduler_address_runs_on_that_cluster(tasks, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_dask_and_local_executors_write_identical_keypoints(tmp_path: Path, cut_clips: Any) -> None:
-    from spml_core.manifest import RunManifest
+    from spml_core.keypoints.runlog import RunManifest
     from spml_core.pipeline import run_extract
-    from spml_core.pose import load_keypoints
+    from spml_core.keypoints.sequence import load_keypoints
 
     clips = cut_clips(tmp_path / "clips", 3, 60)
     local, dask = tmp_path / "local", tmp_path / "dask"

@@ -13,7 +13,7 @@ import pytest
 
 from spml_core.errors import ConfigError, SpmlError
 from spml_core.registry import Registry
-from spml_core.segments import ExampleSegmenter, RowLayout
+from spml_core.features.segments import ExampleSegmenter, RowLayout
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,10 @@ from flask_socketio import SocketIO, emit
 from werkzeug.exceptions import HTTPException
 
 from spml_core import __version__ as core_version
-from spml_core.actuation import ActuationHub
+from spml_core.actuation.hub import ActuationHub
 from spml_core.errors import SpmlError
 from spml_core.registry import Registry
-from spml_core.skeleton import POSE_CONNECTIONS
+from spml_core.keypoints.skeleton import POSE_CONNECTIONS
 from spml_web import __version__
 from spml_web.catalog import CatalogError, ModelCatalog
 from spml_web.limits import limit_websocket_messages

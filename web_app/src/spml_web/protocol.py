@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from spml_core.skeleton import N_LANDMARKS
+from spml_core.keypoints.skeleton import N_LANDMARKS
 
 MAX_FRAME_NUMBER = 2**53  # JavaScript's largest exact integer
 MAX_DIMENSION = 16384

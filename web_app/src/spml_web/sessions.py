@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spml_core.decisions import DecisionConfig, DecisionEngine
+from spml_core.actuation.decisions import DecisionConfig, DecisionEngine
 from spml_web.protocol import ProtocolError
 
 if TYPE_CHECKING:
-    from spml_core.actuation import ActuationSession
-    from spml_core.bundle import Predictor, StreamPredictor
+    from spml_core.actuation.hub import ActuationSession
+    from spml_core.models.bundle import Predictor, StreamPredictor
     from spml_core.components import PoseEstimator
 
 

@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import spml_core
-    from spml_core.actuation import ActuationHub
-    from spml_core.pose import load_keypoints
+    from spml_core.actuation.hub import ActuationHub
+    from spml_core.keypoints.sequence import load_keypoints
     from spml_core.registry import Registry
 
     from spml_actuator_ble.virtual import VirtualPeripheral

@@ -19,8 +19,8 @@ from pydantic import Field
 
 from spml_core.components import Model, Options
 from spml_core.errors import SpmlError
-from spml_core.labels import balanced_weights, encode_labels, require_two_classes
-from spml_core.splits import validation_split
+from spml_core.models.labels import balanced_weights, encode_labels, require_two_classes
+from spml_core.models.splits import validation_split
 
 FITTED_FILE = "xgboost.json"
 SMALL_TABLE_CELLS = 2_000_000

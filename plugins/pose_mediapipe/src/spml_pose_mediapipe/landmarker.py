@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from spml_core.errors import SpmlError
-from spml_core.skeleton import N_LANDMARKS
+from spml_core.keypoints.skeleton import N_LANDMARKS
 
 CLAHE_CLIP_LIMIT = 3.0
 CLAHE_TILES = (8, 8)

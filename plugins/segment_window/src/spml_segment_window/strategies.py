@@ -1,7 +1,7 @@
 """The five segmentation strategies of StreamPoseML, with its parameter names and its bugs fixed.
 
 Each strategy picks examples from a per-frame table sorted by (video, frame) and says how an
-example becomes a row; spml_core.formatting computes the features and builds the rows. Runs of
+example becomes a row; spml_core.features (spec, compute, live, offline) computes the features and builds the rows. Runs of
 consecutive frames (a video, or the part of a video between frames removed upstream) bound every
 example: nothing crosses a video boundary or a gap. Everything is vectorised with numpy: there is
 no Python loop over frames or examples. See docs/features.md for worked examples.
@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 
 from spml_core.components import Options
 from spml_core.errors import ConfigError, SpmlError
-from spml_core.segments import (
+from spml_core.features.segments import (
     POOL_STATS,
     ExampleSegmenter,
     PoolStat,

@@ -25,10 +25,40 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from spml_core.config import AnnotationSchema
+from spml_core.components import Strict
 from spml_core.errors import SpmlError
 
 MISSING: Any = object()  # returned by resolve_dot_path when a key is absent
+
+
+class AnnotationFields(Strict):
+    """Dot paths, inside one annotation, to its label and its frame (or time) range."""
+
+    label: str = "label"
+    start_frame: str | None = "metadata.system.frame"
+    end_frame: str | None = "metadata.system.endFrame"
+    start_time: str | None = Field(None, description="Dot path to the start time in seconds")
+    end_time: str | None = Field(None, description="Dot path to the end time in seconds")
+
+
+class AnnotationSchema(Strict):
+    """The seed's annotation_schema block, plus spml's conflict rule."""
+
+    annotations_key: str = "annotations"
+    annotation_fields: AnnotationFields = Field(default_factory=AnnotationFields)
+    label_class_mapping: dict[str, str] = Field(
+        default_factory=lambda: {
+            "Left Step": "step_type",
+            "Right Step": "step_type",
+            "Successful Weight Transfer": "weight_transfer_type",
+            "Failure Weight Transfer": "weight_transfer_type",
+        }
+    )
+    on_conflict: Literal["error", "keep_later"] = Field(
+        "keep_later",
+        description="Two labels of one class on a frame: stop with an error, or keep the later annotation",
+    )
+
 
 
 class Annotation(BaseModel):

@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write the report."""
-    from spml_core.evaluation import evaluate_bundle
+    from spml_core.models.evaluation import evaluate_bundle
 
     evaluate_bundle(args.bundle, args.dataset, args.out, mode=args.mode, split=args.split,
                     n_splits=args.folds, quiet=args.quiet)

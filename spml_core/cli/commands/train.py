@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def feature_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
     """FEATURE.KEY=VALUE strings -> {feature: {key: value}}."""
-    from spml_core.commands.extract import parse_options
+    from spml_core.cli.commands.extract import parse_options
     from spml_core.errors import SpmlError
 
     out: dict[str, dict[str, Any]] = {}
@@ -69,17 +69,17 @@ def feature_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate and write the bundle."""
-    from spml_core.commands.extract import parse_options
+    from spml_core.cli.commands.extract import parse_options
     from spml_core.errors import SpmlError
-    from spml_core.examples import DEFAULT_WINDOW, default_spec
-    from spml_core.training import train
+    from spml_core.models.examples import DEFAULT_WINDOW, default_spec
+    from spml_core.models.training import train
 
     spec = None
     if args.spec:
         from pydantic import ValidationError
 
-        from spml_core.config import format_validation_error
-        from spml_core.formatting import FeaturePipelineSpec
+        from spml_core.errors import format_validation_error
+        from spml_core.features.spec import FeaturePipelineSpec
 
         if args.features or args.window or args.pool or args.feature_option:
             raise SpmlError("--spec replaces --features/--feature-option/--window/--pool; give one or the other")

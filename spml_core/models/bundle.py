@@ -248,7 +248,7 @@ def safe_extract_zip(
 
 def zip_bundle(bundle_dir: str | os.PathLike[str], zip_path: str | os.PathLike[str] | None = None) -> Path:
     """Zip a bundle folder (files at the archive root), atomically; returns the zip path."""
-    from spml_core.atomic import atomic_path
+    from spml_core.util.atomic import atomic_path
 
     bundle_dir = Path(bundle_dir)
     zip_path = Path(zip_path) if zip_path else bundle_dir.with_suffix(".zip")
@@ -282,7 +282,7 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        from spml_core.config import format_validation_error
+        from spml_core.errors import format_validation_error
 
         raise BundleError(format_validation_error(exc, str(path))) from None
 
@@ -335,7 +335,7 @@ def load_bundle(path: str | os.PathLike[str], registry: Any = None) -> Predictor
         for name in manifest.model.files:
             if not (model_dir / name).is_file():
                 raise BundleError(f"{path}: manifest lists model/{name}, which is missing")
-        from spml_core.config import validate_options
+        from spml_core.registry import validate_options
 
         options = validate_options(cls, manifest.model.options, f"{path}: manifest.model.options").model_dump()
         model = cls.load(model_dir, options, list(manifest.classes))  # type: ignore[attr-defined]
@@ -396,7 +396,7 @@ def write_bundle(
 
 def add_files(bundle_dir: str | os.PathLike[str], files: dict[str, bytes]) -> None:
     """Add (or replace) evaluation outputs inside a bundle folder, each atomically."""
-    from spml_core.atomic import write_bytes_atomic
+    from spml_core.util.atomic import write_bytes_atomic
 
     for name, data in files.items():
         write_bytes_atomic(Path(bundle_dir) / name, data)
@@ -496,7 +496,7 @@ class StreamPredictor:
     """Per-stream state: a LiveFeatureBuffer of the bundle's spec; push() returns a prediction once full."""
 
     def __init__(self, predictor: Predictor, width: int, height: int) -> None:
-        from spml_core.formatting import LiveFeatureBuffer
+        from spml_core.features.live import LiveFeatureBuffer
 
         self.predictor = predictor
         self.buffer = LiveFeatureBuffer(predictor._require_spec(), width, height)
@@ -522,11 +522,11 @@ def _frame_size(manifest: Manifest, width: int | None, height: int | None) -> tu
 
 
 def _load_spec(features: Features) -> Any:
-    from spml_core.formatting import FeaturePipelineSpec
+    from spml_core.features.spec import FeaturePipelineSpec
 
     try:
         return FeaturePipelineSpec.model_validate(features.spec or {})
     except ValidationError as exc:
-        from spml_core.config import format_validation_error
+        from spml_core.errors import format_validation_error
 
         raise BundleError(format_validation_error(exc, "manifest.json: features.spec")) from None

@@ -5,9 +5,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from spml_core.extract import ExtractJob, ExtractResult, _extras_present, is_up_to_date
-from spml_core.manifest import RunManifest, VideoRecord
-from spml_core.pose import file_sha256
+from spml_core.keypoints.extract import (
+    ExtractJob,
+    ExtractResult,
+    _extras_present,
+    is_up_to_date,
+)
+from spml_core.keypoints.runlog import RunManifest, VideoRecord
+from spml_core.keypoints.sequence import file_sha256
 
 
 def resume_plan(manifest: RunManifest, jobs: list[ExtractJob]) -> tuple[list[ExtractResult], list[ExtractJob]]:

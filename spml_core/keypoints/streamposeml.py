@@ -34,11 +34,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spml_core.atomic import write_text_atomic
-from spml_core.skeleton import EXTENDED_NAMES, INDEX, LANDMARK_NAMES, with_derived_joints
+from spml_core.keypoints.skeleton import (
+    EXTENDED_NAMES,
+    INDEX,
+    LANDMARK_NAMES,
+    with_derived_joints,
+)
+from spml_core.util.atomic import write_text_atomic
 
 if TYPE_CHECKING:
-    from spml_core.pose import PoseSequence
+    from spml_core.keypoints.sequence import PoseSequence
 
 SEQUENCE_SOURCE = "mediapipe"
 DECIMALS = 6

@@ -11,9 +11,15 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from spml_core.atomic import atomic_path
 from spml_core.errors import SpmlError
-from spml_core.skeleton import CHANNELS, LANDMARK_NAMES, N_LANDMARKS, WORLD_CHANNELS, landmark_columns
+from spml_core.keypoints.skeleton import (
+    CHANNELS,
+    LANDMARK_NAMES,
+    N_LANDMARKS,
+    WORLD_CHANNELS,
+    landmark_columns,
+)
+from spml_core.util.atomic import atomic_path
 
 FORMAT_VERSION = 1
 _META_KEY = b"spml.pose_sequence"

@@ -1,6 +1,6 @@
 """Demo data for `make demo`, obtained only from a package registry.
 
-``python -m spml_core.demo_data DATA_DIR`` fetches the BSD-3-licensed wheel ``sports2d==0.8.34``
+``python -m spml_core.util.demo_data DATA_DIR`` fetches the BSD-3-licensed wheel ``sports2d==0.8.34``
 from PyPI with ``pip download --no-deps`` (cached in ``build/demo-cache``), checks it against a
 pinned SHA-256, and extracts its ``Sports2D/Demo/demo.mp4`` (1768x994, 30 fps, one person jumping
 onto and off a box) to ``DATA_DIR/videos/demo.mp4`` with the wheel's licence beside it. The
@@ -18,8 +18,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from spml_core.atomic import atomic_path, write_bytes_atomic
 from spml_core.errors import SpmlError
+from spml_core.util.atomic import atomic_path, write_bytes_atomic
 
 REQUIREMENT = "sports2d==0.8.34"
 WHEEL_NAME = "sports2d-0.8.34-py3-none-any.whl"
@@ -106,8 +106,8 @@ def prepare(data_dir: Path, cache: Path = DEFAULT_CACHE, annotations: Path = REP
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: python -m spml_core.demo_data DATA_DIR [--cache DIR]."""
-    parser = argparse.ArgumentParser(prog="python -m spml_core.demo_data", description=__doc__.splitlines()[0])
+    """CLI: python -m spml_core.util.demo_data DATA_DIR [--cache DIR]."""
+    parser = argparse.ArgumentParser(prog="python -m spml_core.util.demo_data", description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="folder to fill (videos/, annotations/)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the downloaded wheel is kept")
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
 ``build_dataset`` reads every keypoint file (spml's Parquet, or StreamPoseML's
 ``<video>_sequence.json``), parses each annotation file with an annotation parser component,
-matches them by exact video stem, aligns labels to frames (``spml_core.annotations``) and
+matches them by exact video stem, aligns labels to frames (``spml_core.datasets.annotations``) and
 returns the table with an ``AlignmentReport``. ``write_dataset`` writes ``.parquet`` or ``.csv``
 atomically. See docs/datasets.md.
 """
@@ -19,11 +19,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from spml_core.annotations import VideoAlignment, VideoAnnotations, align_annotations, class_categories, uses_times
-from spml_core.atomic import atomic_path, write_text_atomic
 from spml_core.config import AnnotationSchema, Config
+from spml_core.datasets.annotations import (
+    VideoAlignment,
+    VideoAnnotations,
+    align_annotations,
+    class_categories,
+    uses_times,
+)
 from spml_core.errors import SpmlError
-from spml_core.skeleton import CHANNELS, LANDMARK_NAMES, landmark_columns
+from spml_core.keypoints.skeleton import CHANNELS, LANDMARK_NAMES, landmark_columns
+from spml_core.util.atomic import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -229,7 +235,7 @@ def inspect_keypoint_file(path: Path) -> KeypointFile:
         return KeypointFile(path, kt.table.num_rows, kt.width, kt.height, kt.has_timestamps, parsed=kt)
     import pyarrow.parquet as pq
 
-    from spml_core.pose import _META_KEY, FORMAT_VERSION
+    from spml_core.keypoints.sequence import _META_KEY, FORMAT_VERSION
 
     try:
         metadata = pq.read_metadata(path)  # the footer only: cheaper than opening a ParquetFile
@@ -410,7 +416,7 @@ def fill_video_rows(
     """Read one video's keypoints into the given row arrays and label them; returns its report.
 
     The single-process build passes views of its preallocated table; a worker passes arrays of one
-    video (spml_core.dataset_parts). Both run this, so both make the same rows.
+    video (spml_core.datasets.parts). Both run this, so both make the same rows.
     """
     table = info.load()
     columns = table.columns
@@ -485,7 +491,7 @@ def build_dataset(
 
 def build_planned(plan: DatasetPlan, *, quiet: bool = True) -> tuple[pd.DataFrame, AlignmentReport]:
     """Build the rows of a plan in this process: one preallocated table, filled video by video."""
-    from spml_core.progress import progress_bar
+    from spml_core.util.progress import progress_bar
 
     stems, infos, cats, report = plan.stems, plan.infos, plan.cats, plan.report
     sizes = np.array([i.rows for i in infos], dtype=np.int64)
@@ -540,11 +546,10 @@ def write_dataset(df: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
                 import pyarrow.parquet as pq
 
                 # Dictionary pages only for dictionary (categorical) columns: on floats they cost
-                # size and decoding time (see spml_core.pose).
+                # size and decoding time (see spml_core.keypoints.sequence).
                 dict_cols = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
                 pq.write_table(table, tmp, compression="lz4", use_dictionary=dict_cols or False)
             else:
-                import pyarrow.csv as pacsv
 
                 # CSV has no dictionary type: write categories as their text; missing labels stay empty.
                 cols = [col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
@@ -686,7 +691,7 @@ def build_and_write(
 
     Without `executor` the dataset is built in this process (the fast default) and formatted with
     the `formatting` step. With one (``local`` or ``dask``) each video is built and formatted with
-    `feature_spec` in a worker (spml_core.dataset_parts); the table is the same.
+    `feature_spec` in a worker (spml_core.datasets.parts); the table is the same.
     """
     out = Path(out)
     if out.suffix.lower() not in DATASET_SUFFIXES:
@@ -699,7 +704,7 @@ def build_and_write(
             df = formatting(df)
         _write_outputs(df, report, out, formatted=formatting is not None)
     else:
-        from spml_core.dataset_parts import build_on_executor, parts_folder
+        from spml_core.datasets.parts import build_on_executor, parts_folder
         from spml_core.execution import DEFAULT_RETRIES, create_executor
         from spml_core.registry import Registry
 
@@ -719,7 +724,7 @@ def build_and_write(
 
 def _write_outputs(df: pd.DataFrame, report: AlignmentReport, out: Path, formatted: bool) -> None:
     """The dataset, its report and (formatted) its feature spec, each written atomically."""
-    from spml_core.formatting import spec_path, write_feature_spec
+    from spml_core.features.spec import spec_path, write_feature_spec
 
     write_dataset(df, out)
     report.write(report_path(out))
@@ -734,9 +739,10 @@ def _write_outputs(df: pd.DataFrame, report: AlignmentReport, out: Path, formatt
 def run_dataset_stage(cfg: Config, stage: Any) -> tuple[pd.DataFrame, AlignmentReport]:
     """The `dataset` stage of `spml run`: build, format when configured, write dataset and report."""
     formatting = spec = None
-    # --- features/segmentation formatting: owned by spml_core.formatting (docs/features.md) -------
+    # --- features/segmentation formatting: owned by spml_core.features (spec, compute, live, offline) (docs/features.md) -------
     if stage.features or stage.feature_options or stage.segmentation is not None or stage.decimals is not None:
-        from spml_core.formatting import FeaturePipelineSpec, formatting_step
+        from spml_core.features.offline import formatting_step
+        from spml_core.features.spec import FeaturePipelineSpec
 
         # Resolved now, so unknown feature or strategy names fail before any keypoints are read.
         spec = FeaturePipelineSpec.from_stage(stage).resolve()

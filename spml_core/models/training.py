@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spml_core.errors import SpmlError
-from spml_core.splits import SplitKind, plan_splits
+from spml_core.models.splits import SplitKind, plan_splits
 
 if TYPE_CHECKING:
-    from spml_core.examples import ExampleSet
-    from spml_core.formatting import FeaturePipelineSpec
+    from spml_core.features.spec import FeaturePipelineSpec
+    from spml_core.models.examples import ExampleSet
 
 INNER_FOLDS = 3
 
@@ -52,8 +52,8 @@ def select_options(
     registry: Any, n_splits: int = INNER_FOLDS, seed: int = 0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The candidate with the best macro-F1 (then balanced accuracy) by grouped CV over ``rows`` only."""
-    from spml_core.evaluation import cross_validate
-    from spml_core.metrics import classification_metrics
+    from spml_core.models.evaluation import cross_validate
+    from spml_core.models.metrics import classification_metrics
 
     sub = _subset(ex, rows)
     kind = split if split != "auto" else ("group" if np.unique(sub.groups).size >= 2 else "blocked")
@@ -100,20 +100,27 @@ def train(
 ) -> TrainResult:
     """Cross-validate, fit the final model on all labelled examples, and write the bundle to ``out``."""
     from spml_core import __version__
-    from spml_core.bundle import Features, Manifest, ModelInfo, TrainingData, component_distribution, now_iso
-    from spml_core.bundle import check_bundle_target, write_bundle
-    from spml_core.bundle import zip_bundle as make_zip
-    from spml_core.config import validate_options
-    from spml_core.evaluation import (
+    from spml_core.keypoints.sequence import file_sha256
+    from spml_core.models.bundle import (
+        Features,
+        Manifest,
+        ModelInfo,
+        TrainingData,
+        check_bundle_target,
+        component_distribution,
+        now_iso,
+        write_bundle,
+    )
+    from spml_core.models.bundle import zip_bundle as make_zip
+    from spml_core.models.evaluation import (
         _stride,
         cross_validate,
         evaluation_report,
         report_files,
         summary_lines,
     )
-    from spml_core.examples import DEFAULT_WINDOW, default_spec, load_examples
-    from spml_core.pose import file_sha256
-    from spml_core.registry import Registry
+    from spml_core.models.examples import DEFAULT_WINDOW, default_spec, load_examples
+    from spml_core.registry import Registry, validate_options
 
     dataset = Path(dataset)
     out = Path(out)
@@ -223,7 +230,7 @@ def _say(quiet: bool, msg: str) -> None:
 
 def run_train_stage(cfg: Any, stage: Any) -> TrainResult:
     """The `train` stage of `spml run`: pipeline.train (dataset, target, out, model, search, split)."""
-    from spml_core.examples import default_spec
+    from spml_core.models.examples import default_spec
 
     spec = default_spec(stage.target, stage.features or None, stage.window, stage.stride, stage.pool or None,
                         feature_options=stage.feature_options)

@@ -46,8 +46,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def add_formatting_arguments(p: argparse.ArgumentParser) -> None:
-    """Feature and segmentation options (defined in spml_core.formatting_cli)."""
-    from spml_core.formatting_cli import add_cli_arguments
+    """Feature and segmentation options (defined in spml_core.cli.args)."""
+    from spml_core.cli.args import add_cli_arguments
 
     add_cli_arguments(p)
 
@@ -64,9 +64,9 @@ def load_schema(config: Path | None) -> tuple[Any, Path | None]:
 
 def run(args: argparse.Namespace) -> int:
     """Build and write the dataset and its report."""
-    from spml_core.dataset import build_and_write
-    from spml_core.formatting import formatting_step
-    from spml_core.formatting_cli import spec_from_args
+    from spml_core.cli.args import spec_from_args
+    from spml_core.datasets.build import build_and_write
+    from spml_core.features.offline import formatting_step
 
     cfg, config_path = load_schema(args.config)
     if config_path is not None and not args.quiet:

@@ -1,7 +1,7 @@
 """`spml dataset` on an executor: one task per video, each writing its rows as a part file.
 
 The driver plans the dataset as the single-process build does (files, annotations, strict checks;
-``spml_core.dataset.plan_dataset``). Each task (:func:`build_part`, run in a worker) builds one
+``spml_core.datasets.build.plan_dataset``). Each task (:func:`build_part`, run in a worker) builds one
 video's rows with the same code as ``build_dataset`` (``fill_video_rows``), formats them when a
 feature spec is given, and writes them atomically as an Arrow file into ``.<out name>.parts/``
 beside the output (shared storage); it returns only small metadata. The driver then concatenates
@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spml_core.annotations import VideoAnnotations, align_annotations
-from spml_core.atomic import atomic_path
 from spml_core.config import AnnotationSchema
-from spml_core.dataset import (
+from spml_core.datasets.annotations import VideoAnnotations, align_annotations
+from spml_core.datasets.build import (
     AlignmentReport,
     DatasetPlan,
     VideoReport,
@@ -36,13 +35,14 @@ from spml_core.dataset import (
     used_classes,
 )
 from spml_core.errors import ConfigError, SpmlError
-from spml_core.skeleton import landmark_columns
+from spml_core.keypoints.skeleton import landmark_columns
+from spml_core.util.atomic import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from spml_core.formatting import FeaturePipelineSpec
-    from spml_core.segments import Segments
+    from spml_core.features.segments import Segments
+    from spml_core.features.spec import FeaturePipelineSpec
 
 PART_SUFFIX = ".arrow"
 
@@ -161,7 +161,8 @@ class _RecordingSegmenter:
 
 def _format_part(df: pd.DataFrame, spec: FeaturePipelineSpec, result: PartResult) -> pd.DataFrame | None:
     """Format one video's frames as format_dataset_frames does the whole table; None when it gives no rows."""
-    from spml_core.formatting import SPEC_ATTR, format_dataset_frames
+    from spml_core.features.offline import format_dataset_frames
+    from spml_core.features.spec import SPEC_ATTR
 
     if len(df) == 0:
         result.notes.append("no frames to format")
@@ -179,7 +180,7 @@ def _format_part(df: pd.DataFrame, spec: FeaturePipelineSpec, result: PartResult
     except SpmlError as exc:
         # Every example of this video has only NaN features (no person detected in them): the whole
         # table drops such rows and fails only when all rows are such. Matched on the text of
-        # spml_core.formatting; if that text changes, the video fails loudly instead of being dropped.
+        # spml_core.features (spec, compute, live, offline); if that text changes, the video fails loudly instead of being dropped.
         if recorder.segments is None or not str(exc).startswith("every one of the "):
             raise
         result.n_examples = recorder.segments.n_examples
@@ -263,8 +264,8 @@ def build_on_executor(
 ) -> tuple[pd.DataFrame, AlignmentReport]:
     """Build (and format) the plan's videos as tasks on `executor`; the table equals the single-process one."""
     from spml_core.execution import map_with_retries
-    from spml_core.formatting import FeaturePipelineSpec
-    from spml_core.progress import progress_bar
+    from spml_core.features.spec import FeaturePipelineSpec
+    from spml_core.util.progress import progress_bar
 
     used = None if plan.include_unlabeled else used_classes_of(plan)
     # A spec without its runtime (extractor and strategy objects): workers resolve it themselves.
@@ -309,7 +310,7 @@ def _join(plan: DatasetPlan, parts: list[PartResult], spec: FeaturePipelineSpec 
     import pandas as pd
     import pyarrow.feather as feather
 
-    from spml_core.formatting import NOTES_ATTR, SPEC_ATTR
+    from spml_core.features.spec import NOTES_ATTR, SPEC_ATTR
 
     written = [p for p in parts if p.path is not None]
     if not written:

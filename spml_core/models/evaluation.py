@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spml_core.errors import SpmlError
-from spml_core.metrics import classification_metrics, onset_latency
-from spml_core.splits import SplitPlan, plan_splits
+from spml_core.models.metrics import classification_metrics, onset_latency
+from spml_core.models.splits import SplitPlan, plan_splits
 
 if TYPE_CHECKING:
-    from spml_core.examples import ExampleSet
+    from spml_core.models.examples import ExampleSet
 
 CONFUSION_PNG = "confusion_matrix.png"
 TIMELINE_PNG = "timeline.png"
@@ -89,7 +89,7 @@ def cross_validate(
     ``choose_options(train_rows) -> options`` (nested search) picks each fold's options from its
     training rows only, so the outer test rows never influence the choice.
     """
-    from spml_core.progress import progress_bar
+    from spml_core.util.progress import progress_bar
 
     classes = ex.classes
     n = len(ex)
@@ -343,11 +343,11 @@ def evaluate_bundle(
     mode ``auto``: cross-validate the bundle's recipe when the dataset is its training data (same
     sha256), else predict with the fitted model (``holdout``); ``cv`` / ``holdout`` force one.
     """
-    from spml_core.atomic import write_bytes_atomic
-    from spml_core.bundle import load_bundle
-    from spml_core.examples import load_examples
-    from spml_core.pose import file_sha256
+    from spml_core.keypoints.sequence import file_sha256
+    from spml_core.models.bundle import load_bundle
+    from spml_core.models.examples import load_examples
     from spml_core.registry import Registry
+    from spml_core.util.atomic import write_bytes_atomic
 
     bundle, dataset = Path(bundle), Path(dataset)
     registry = registry or Registry().load()
@@ -409,7 +409,7 @@ def _stride(spec: Any) -> int:
 
 def _preformatted_examples(dataset: Path, manifest: Any) -> ExampleSet:
     """Examples of a bundle trained on preformatted columns (seed CSV): the same columns, read as is."""
-    from spml_core.examples import ExampleSet, read_table
+    from spml_core.models.examples import ExampleSet, read_table
 
     df = read_table(dataset)
     cols = manifest.features.columns

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spml_core.errors import SpmlError
-from spml_core.skeleton import landmark_columns
+from spml_core.keypoints.skeleton import landmark_columns
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from spml_core.formatting import FeaturePipelineSpec
+    from spml_core.features.spec import FeaturePipelineSpec
 
 DEFAULT_WINDOW = 10
 SUBJECT_COLUMN = "subject"
@@ -87,7 +87,7 @@ def default_spec(
 ) -> FeaturePipelineSpec:
     """The spec `spml train` uses: windows of ``window`` frames every ``stride`` frames, named by
     the target's label on the window's last frame, flattened (or pooled with ``pool``)."""
-    from spml_core.formatting import FeaturePipelineSpec
+    from spml_core.features.spec import FeaturePipelineSpec
 
     if window < 1 or stride < 1:
         raise SpmlError(f"--window and --stride must be at least 1 (got {window} and {stride})")
@@ -134,7 +134,7 @@ def _groups(df: pd.DataFrame, video: np.ndarray) -> tuple[np.ndarray, str]:
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a dataset file (.parquet or .csv) with a clear error."""
-    from spml_core.dataset import read_dataset
+    from spml_core.datasets.build import read_dataset
 
     try:
         return read_dataset(path)
@@ -158,7 +158,8 @@ def load_examples(
     formatted by `spml dataset` is used as is with the spec stored beside it. Examples without a
     label of the target are left out (and counted in ``notes``).
     """
-    from spml_core.formatting import format_dataset_frames, read_feature_spec
+    from spml_core.features.offline import format_dataset_frames
+    from spml_core.features.spec import read_feature_spec
 
     if isinstance(dataset, (str, os.PathLike)):
         path = Path(dataset)

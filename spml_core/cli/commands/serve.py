@@ -8,7 +8,6 @@ from typing import Any
 
 from spml_core.errors import ConfigError, SpmlError
 
-
 # Built-in values of the options that config.yml's `serve:` block may also set; the command line wins.
 DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1", "port": 5001, "every": 1, "pose_model": "lite", "decision_frames": 3,

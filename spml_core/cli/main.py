@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spml {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        modname = f"spml_core.commands.{name}"
+        modname = f"spml_core.cli.commands.{name}"
         if importlib.util.find_spec(modname) is None:
             continue
         module = importlib.import_module(modname)

@@ -6,9 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from spml_core.errors import ConfigError
-
-DEFAULT_FEATURES: tuple[str, ...] = ("angles", "distances", "normalized")
-DEFAULT_DECIMALS = 4
+from spml_core.features.defaults import DEFAULT_DECIMALS, DEFAULT_FEATURES
 
 # CLI flag -> the strategy option it sets (StreamPoseML's parameter names).
 CLI_STRATEGY_OPTIONS = {
@@ -56,8 +54,9 @@ def spec_from_args(args: Any, registry: Any = None) -> Any:
     given = {k: v for k, v in chosen.items() if v is not None}
     if not (args.features or args.feature_option or args.strategy or given or args.decimals is not None):
         return None
-    from spml_core.commands.extract import parse_options
-    from spml_core.formatting import FeaturePipelineSpec, _registry
+    from spml_core.cli.commands.extract import parse_options
+    from spml_core.features.compute import _registry
+    from spml_core.features.spec import FeaturePipelineSpec
 
     feature_options: dict[str, dict[str, Any]] = {}
     for item in args.feature_option:

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     validate_components(cfg, Registry().load(), str(args.config))
     if cfg.serve:
-        from spml_core.commands.serve import validate_serve_block
+        from spml_core.cli.commands.serve import validate_serve_block
 
         validate_serve_block(args.config)
     stages = [n for n in type(cfg.pipeline).model_fields if getattr(cfg.pipeline, n) is not None]

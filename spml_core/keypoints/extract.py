@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from spml_core.errors import SpmlError
-from spml_core.pose import file_sha256, read_keypoint_meta
+from spml_core.keypoints.sequence import file_sha256, read_keypoint_meta
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v", ".mpg", ".mpeg")
 
@@ -121,7 +121,7 @@ def run_job(job: ExtractJob, progress: Callable[[int], None] | None = None) -> E
         seq.save(job.out)
         extra: dict[str, Any] = {}
         if "streamposeml" in job.formats:
-            from spml_core.streamposeml_format import write_streamposeml
+            from spml_core.keypoints.streamposeml import write_streamposeml
 
             extra = write_streamposeml(seq, job.out.parent)
         detected = int(seq.detected.sum())
@@ -138,6 +138,6 @@ def run_job(job: ExtractJob, progress: Callable[[int], None] | None = None) -> E
 def _extras_present(job: ExtractJob) -> bool:
     if "streamposeml" not in job.formats:
         return True
-    from spml_core.streamposeml_format import sequence_json_path
+    from spml_core.keypoints.streamposeml import sequence_json_path
 
     return sequence_json_path(job.out.parent, job.video.name).exists()

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from spml_core.atomic import write_text_atomic
 from spml_core.errors import SpmlError
-from spml_core.pose import file_sha256
+from spml_core.keypoints.sequence import file_sha256
+from spml_core.util.atomic import write_text_atomic
 
 MANIFEST_NAME = ".spml-run.jsonl"
 LOCK_NAME = ".spml-run.lock"

@@ -1,0 +1,1 @@
+"""actuation: see docs/architecture.md."""

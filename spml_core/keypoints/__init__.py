@@ -1,0 +1,1 @@
+"""keypoints: see docs/architecture.md."""
