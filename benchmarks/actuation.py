@@ -118,7 +118,8 @@ def ensure_bundle(path: Path | None, keypoints: Path) -> Path:
     out = CACHE / "bundle"
     if (out / "manifest.json").exists():
         return out
-    from spml_core.datasets.build import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset
+    from spml_core.datasets.io import write_dataset
     from spml_core.models.training import train
 
     print("training a small bundle once (xgboost, step_type, window 10)...", flush=True)

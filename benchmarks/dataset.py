@@ -88,7 +88,8 @@ def example_inputs() -> tuple[Path, Path]:
 def time_spml(kp: Path, ann: Path, runs: int) -> dict:
     """spml's build_dataset + CSV, warm (median of runs) and cold (`spml dataset` as a process)."""
     from spml_core.config import AnnotationSchema
-    from spml_core.datasets.build import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset
+    from spml_core.datasets.io import write_dataset
     from spml_core.registry import Registry
 
     out = CACHE / "spml-out" / "example.csv"
@@ -152,7 +153,8 @@ def synthetic_inputs(kp: Path, ann: Path, n_videos: int, n_frames: int) -> tuple
 def time_scale(kdir: Path, adir: Path) -> dict:
     """One build over all synthetic videos (fresh registry, as the CLI does), then a Parquet write."""
     from spml_core.config import AnnotationSchema
-    from spml_core.datasets.build import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset
+    from spml_core.datasets.io import write_dataset
 
     t = time.perf_counter()
     df, report = build_dataset(kdir, adir, AnnotationSchema(), quiet=False)

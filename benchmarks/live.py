@@ -61,7 +61,8 @@ def keypoints() -> Path:
 def dataset(kp: Path) -> Path:
     """Per-frame labelled table of the example video (seed annotation schema)."""
     from spml_core.config import AnnotationSchema
-    from spml_core.datasets.build import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset
+    from spml_core.datasets.io import write_dataset
 
     target = CACHE / "dataset.parquet"
     if not target.exists() or target.stat().st_mtime < kp.stat().st_mtime:

@@ -57,7 +57,8 @@ print("RESULT " + json.dumps({"import_s": imported, "runs_s": times}))
 
 def example_dataset() -> tuple[Path, Path, Path]:
     """(keypoints dir, per-frame dataset, seed CSV) of the example, made once under build/."""
-    from spml_core.datasets.build import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset
+    from spml_core.datasets.io import write_dataset
     from spml_core.pipeline import run_extract
 
     kp = CACHE / "keypoints"

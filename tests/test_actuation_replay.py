@@ -13,7 +13,8 @@ pytest.importorskip("spml_actuator_ble")
 @pytest.fixture(scope="module")
 def steps_bundle(example_keypoints_dir: Path, example_annotations: Path, tmp_path_factory) -> Path:
     """A small xgboost bundle on step_type (window 10), trained with spml's own training code."""
-    from spml_core.datasets.build import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset
+    from spml_core.datasets.io import write_dataset
     from spml_core.models.training import train
 
     root = tmp_path_factory.mktemp("replay_bundle")

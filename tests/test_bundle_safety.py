@@ -54,7 +54,7 @@ def synthetic_frames(n_videos: int = 3, n_frames: int = 120, seed: int = 0):
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     """A real bundle trained on synthetic frames (tiny xgboost)."""
-    from spml_core.datasets.build import write_dataset
+    from spml_core.datasets.io import write_dataset
     from spml_core.models.training import train
 
     root = tmp_path_factory.mktemp("bundle")
@@ -202,7 +202,7 @@ def test_manifest_is_validated(bundle, tmp_path) -> None:
 
 
 def test_write_bundle_refuses_to_overwrite_other_folders(tmp_path) -> None:
-    from spml_core.datasets.build import write_dataset
+    from spml_core.datasets.io import write_dataset
     from spml_core.models.training import train
 
     precious = tmp_path / "precious"

@@ -11,7 +11,9 @@ import pytest
 
 from spml_core.cli.main import main
 from spml_core.config import AnnotationFields, AnnotationSchema
-from spml_core.datasets.build import build_dataset, read_dataset, report_path, write_dataset
+from spml_core.datasets.build import build_dataset
+from spml_core.datasets.io import read_dataset, write_dataset
+from spml_core.datasets.report import report_path
 from spml_core.errors import SpmlError
 from spml_core.keypoints.sequence import PoseSequence, VideoSource
 from spml_core.keypoints.skeleton import landmark_columns
@@ -196,7 +198,7 @@ def test_sequence_json_input_aligns_like_parquet(project: Path) -> None:
 
 
 def test_parquet_preferred_over_sequence_json_of_the_same_video(project: Path) -> None:
-    from spml_core.datasets.build import find_keypoint_files
+    from spml_core.datasets.plan import find_keypoint_files
     from spml_core.keypoints.sequence import load_keypoints
     from spml_core.keypoints.streamposeml import write_streamposeml
 
@@ -435,7 +437,7 @@ def test_csv_blocks_are_the_bytes_of_one_pyarrow_write(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from spml_core.datasets.build import write_csv_blocks
+    from spml_core.datasets.io import write_csv_blocks
 
     rng = np.random.default_rng(0)
     n = 1000

@@ -16,7 +16,9 @@ import pytest
 
 from spml_core.cli.main import main
 from spml_core.config import AnnotationSchema
-from spml_core.datasets.build import build_and_write, read_dataset, report_path
+from spml_core.datasets.build import build_and_write
+from spml_core.datasets.io import read_dataset
+from spml_core.datasets.report import report_path
 from spml_core.datasets.parts import parts_dir_for
 from spml_core.errors import SpmlError
 from spml_core.features.spec import SPEC_ATTR, FeaturePipelineSpec, spec_path
@@ -139,7 +141,7 @@ def test_video_failing_in_a_worker_stops_the_run(videos, tmp_path: Path, monkeyp
     kp, an = videos
     out = tmp_path / "data.parquet"
     out.write_bytes(b"an older dataset")
-    from spml_core.datasets import build as dataset
+    from spml_core.datasets import plan as dataset
 
     real = dataset.KeypointFile.load
     calls = []

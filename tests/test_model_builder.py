@@ -178,7 +178,8 @@ def test_pickles_are_never_loaded(tmp_path) -> None:
 def test_landmark_columns_are_features_of_a_raw_per_frame_csv(example_keypoints_dir, example_annotations,
                                                               tmp_path) -> None:
     """A raw per-frame dataset (no formatting) trains on the landmark coordinates, id columns excluded."""
-    from spml_core.datasets.build import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset
+    from spml_core.datasets.io import write_dataset
 
     frames, _ = build_dataset(example_keypoints_dir, example_annotations)
     csv = write_dataset(frames, tmp_path / "frames.csv")

@@ -29,7 +29,7 @@ def example_frames(example_keypoints_dir: Path, example_annotations: Path):
 
 @pytest.fixture(scope="module")
 def example_dataset(example_frames, tmp_path_factory) -> Path:
-    from spml_core.datasets.build import write_dataset
+    from spml_core.datasets.io import write_dataset
 
     return write_dataset(example_frames, tmp_path_factory.mktemp("ds") / "example.parquet")
 
@@ -135,7 +135,7 @@ def test_xgboost_trains_and_evaluates_on_the_example_with_blocked_splits(example
     assert (result.bundle / "eval-example" / "metrics.json").is_file()
     # Another recording (the mirror image): the fitted model predicts it, held out.
     other = tmp_path / "mirror.parquet"
-    from spml_core.datasets.build import write_dataset
+    from spml_core.datasets.io import write_dataset
 
     write_dataset(concat([mirrored(example_frames, "mirror")]), other)
     report = evaluate_bundle(result.bundle, other, tmp_path / "eval", quiet=True)
@@ -157,7 +157,7 @@ def test_lstm_trains_and_evaluates_on_the_example(example_dataset, example_frame
 
 
 def test_several_videos_are_evaluated_by_video(example_frames, tmp_path) -> None:
-    from spml_core.datasets.build import write_dataset
+    from spml_core.datasets.io import write_dataset
     from spml_core.models.training import train
 
     frames = concat([example_frames, mirrored(example_frames, "example_mirrored"),
@@ -176,7 +176,7 @@ def test_leak_random_split_scores_high_grouped_split_does_not(example_frames, tm
     movement: a random split finds every test window's twin in training, a split by subject cannot."""
     import pandas as pd
 
-    from spml_core.datasets.build import write_dataset
+    from spml_core.datasets.io import write_dataset
     from spml_core.models.training import train
 
     rng = np.random.default_rng(7)
@@ -238,7 +238,7 @@ def test_cli_and_config_stages(example_dataset, tmp_path, capsys) -> None:
 
 def test_a_table_formatted_by_spml_dataset_trains_with_its_spec(example_frames, tmp_path) -> None:
     """`spml dataset --strategy ...` output (+ its .spec.json) is accepted; the bundle predicts live the same."""
-    from spml_core.datasets.build import write_dataset
+    from spml_core.datasets.io import write_dataset
     from spml_core.models.examples import default_spec
     from spml_core.features.offline import format_dataset_frames
     from spml_core.features.spec import write_feature_spec

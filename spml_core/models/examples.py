@@ -134,7 +134,7 @@ def _groups(df: pd.DataFrame, video: np.ndarray) -> tuple[np.ndarray, str]:
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a dataset file (.parquet or .csv) with a clear error."""
-    from spml_core.datasets.build import read_dataset
+    from spml_core.datasets.io import read_dataset
 
     try:
         return read_dataset(path)

@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spml_core.datasets.build import FrameDataset
+from spml_core.datasets.frames import FrameDataset
 from spml_core.errors import SpmlError
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ class BuildAndFormatDatasetJob:
 
         import pandas as pd
 
-        from spml_core.datasets.build import write_dataset
+        from spml_core.datasets.io import write_dataset
         from spml_core.features.spec import write_feature_spec
 
         if not csv_location:

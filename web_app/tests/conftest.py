@@ -53,7 +53,8 @@ def example_keypoints(example_keypoints_path: Path) -> Any:
 def example_dataset(example_keypoints_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example video's labelled frame table (spml's dataset builder, the seed annotation schema)."""
     from spml_core.config import AnnotationSchema
-    from spml_core.datasets.build import build_dataset, write_dataset
+    from spml_core.datasets.build import build_dataset
+    from spml_core.datasets.io import write_dataset
 
     frames, _report = build_dataset(example_keypoints_path.parent, EXAMPLE, AnnotationSchema())
     return write_dataset(frames, tmp_path_factory.mktemp("web_dataset") / "example.parquet")

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from spml_core.config import AnnotationSchema
-from spml_core.datasets.build import build_and_write, read_dataset
+from spml_core.datasets.build import build_and_write
+from spml_core.datasets.io import read_dataset
 from spml_core.datasets.parts import parts_dir_for
 from spml_core.errors import SpmlError
 from spml_core.features.spec import SPEC_ATTR, FeaturePipelineSpec
