@@ -229,7 +229,7 @@ def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "
 
 def in_process_push(bundle_dir: Path, seq: Any) -> dict[str, float]:
     """spml's per-frame live predictor (StreamPredictor.push), timed in-process for the ratio."""
-    from spml_core.models.bundle import load_bundle
+    from spml_core.models.predictor import load_bundle
 
     stream = load_bundle(bundle_dir).new_stream(seq.width, seq.height)
     times = []

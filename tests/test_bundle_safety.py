@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import spml_core
-from spml_core.models.bundle import BundleError, safe_extract_zip, zip_bundle
+from spml_core.models.archive import BundleError, safe_extract_zip
+from spml_core.models.bundle import zip_bundle
 from spml_core.keypoints.skeleton import landmark_columns
 
 REPO = Path(__file__).resolve().parents[1]
@@ -242,7 +243,7 @@ def test_no_code_path_unpickles() -> None:
 def test_safetensors_whose_length_prefix_looks_like_a_pickle_marker_is_accepted(tmp_path) -> None:
     from safetensors.numpy import save_file
 
-    from spml_core.models.bundle import check_no_pickles
+    from spml_core.models.archive import check_no_pickles
 
     # The header length is little-endian: 0x0480 starts with the bytes 0x80 0x04, like a protocol-4 pickle.
     for pad in range(2000):

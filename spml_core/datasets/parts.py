@@ -23,9 +23,15 @@ import numpy as np
 
 from spml_core.config import AnnotationSchema
 from spml_core.datasets.annotations import VideoAnnotations, align_annotations
-from spml_core.datasets.report import AlignmentReport, VideoReport
 from spml_core.datasets.plan import DatasetPlan, inspect_keypoint_file
-from spml_core.datasets.rows import code_dtype, fill_video_rows, frame_table, labeled_mask, used_classes
+from spml_core.datasets.report import AlignmentReport, VideoReport
+from spml_core.datasets.rows import (
+    code_dtype,
+    fill_video_rows,
+    frame_table,
+    labeled_mask,
+    used_classes,
+)
 from spml_core.errors import ConfigError, SpmlError
 from spml_core.keypoints.skeleton import landmark_columns
 from spml_core.util.atomic import atomic_path

@@ -1,17 +1,7 @@
-"""Honest evaluation: cross-validation by group (or blocked time), metrics.json and plots.
-
-``cross_validate`` fits a fresh model per fold and collects out-of-fold predictions;
-``evaluation_report`` turns them into metrics.json (per-class precision/recall/F1, balanced
-accuracy, macro-F1, confusion matrix, per-fold spread, onset latency); ``write_plots`` draws the
-confusion matrix and a timeline of predictions against annotations per video.
-``evaluate_bundle`` (``spml evaluate``) scores a trained bundle on a dataset: on new data it
-predicts with the fitted model; on its own training data (same file hash) it cross-validates the
-bundle's recipe instead, because scoring a model on what it learnt from says nothing.
-"""
+"""Evaluation: cross-validation, held-out reports, metrics.json and the plots beside it (docs/models.md)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -27,11 +17,17 @@ from spml_core.models.splits import SplitPlan, plan_splits
 
 if TYPE_CHECKING:
     from spml_core.models.examples import ExampleSet
+from spml_core.models.plots import confusion_png, timeline_png
 
 CONFUSION_PNG = "confusion_matrix.png"
+
+
 TIMELINE_PNG = "timeline.png"
+
+
 METRICS_JSON = "metrics.json"
-MAX_TIMELINE_VIDEOS = 12
+
+
 
 
 @dataclass
@@ -199,88 +195,6 @@ def holdout_report(ex: ExampleSet, proba: np.ndarray, classes: list[str], **cont
     }, pred
 
 
-# -- plots ----------------------------------------------------------------------------------
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    return buf.getvalue()
-
-
-def confusion_png(overall: dict[str, Any], title: str) -> bytes:
-    """Row-normalised confusion matrix with counts, as PNG bytes."""
-    plt = _pyplot()
-    labels = overall["confusion_matrix"]["labels"]
-    cm = np.asarray(overall["confusion_matrix"]["matrix"], dtype=np.float64)
-    rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    k = len(labels)
-    fig, ax = plt.subplots(figsize=(2.2 + 0.9 * k, 1.8 + 0.8 * k))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.6 else "black", fontsize=9)
-    ax.set_xticks(range(k), labels, rotation=30, ha="right")
-    ax.set_yticks(range(k), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("annotated")
-    ax.set_title(title, fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.046, label="share of annotated row")
-    return _png(fig)
-
-
-def timeline_png(
-    ex: ExampleSet, pred: np.ndarray, classes: list[str], title: str, stride: int = 1
-) -> bytes:
-    """Per video: the annotated label of every frame above the label predicted at each example's end."""
-    plt = _pyplot()
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    videos = [v for v in dict.fromkeys(ex.video.tolist()) if (pred[ex.video == v] != None).any()]  # noqa: E711
-    shown = videos[:MAX_TIMELINE_VIDEOS]
-    base = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-    cmap = ListedColormap([base(i % base.N) for i in range(len(classes))]).with_extremes(bad="white")
-    index = {c: i for i, c in enumerate(classes)}
-    fig, axes = plt.subplots(len(shown), 1, figsize=(11, 0.9 + 1.0 * len(shown)), squeeze=False)
-    for ax, v in zip(axes[:, 0], shown):
-        frames, labels = ex.frame_labels.get(v, (np.zeros(0, np.int64), np.zeros(0, object)))
-        sel = (ex.video == v) & (pred != None)  # noqa: E711
-        ends = ex.end[sel]
-        lo = int(min(frames.min() if frames.size else ends.min(), ends.min()))
-        hi = int(max(frames.max() if frames.size else ends.max(), ends.max()))
-        grid = np.full((2, hi - lo + 1), np.nan)
-        if frames.size:
-            codes = np.array([index.get(str(lab), np.nan) if lab is not None else np.nan for lab in labels])
-            grid[0, frames - lo] = codes
-        codes = np.array([index[str(p)] for p in pred[sel]], dtype=np.float64)
-        for k in range(max(stride, 1)):  # hold each prediction until the next example ends
-            pos = ends - lo + k
-            ok = pos <= hi - lo
-            grid[1, pos[ok]] = np.where(np.isnan(grid[1, pos[ok]]) | (k == 0), codes[ok], grid[1, pos[ok]])
-        ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5,
-                  interpolation="nearest", extent=(lo - 0.5, hi + 0.5, 1.5, -0.5))
-        ax.set_yticks([0, 1], ["annotated", "predicted"])
-        ax.set_title(v, fontsize=9, loc="left")
-    axes[-1, 0].set_xlabel("frame")
-    handles = [Patch(color=cmap(i), label=c) for i, c in enumerate(classes)]
-    fig.legend(handles=handles, loc="upper right", ncol=min(len(classes), 4), fontsize=8, frameon=False)
-    extra = f" (first {len(shown)} of {len(videos)} videos)" if len(videos) > len(shown) else ""
-    fig.suptitle(title + extra, fontsize=10, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
-    return _png(fig)
-
-
 def report_files(ex: ExampleSet, report: dict[str, Any], pred: np.ndarray, classes: list[str], title: str,
                  stride: int = 1) -> dict[str, bytes]:
     """metrics.json, confusion_matrix.png and timeline.png as bytes, ready to write."""
@@ -344,7 +258,7 @@ def evaluate_bundle(
     sha256), else predict with the fitted model (``holdout``); ``cv`` / ``holdout`` force one.
     """
     from spml_core.keypoints.sequence import file_sha256
-    from spml_core.models.bundle import load_bundle
+    from spml_core.models.predictor import load_bundle
     from spml_core.models.examples import load_examples
     from spml_core.registry import Registry
     from spml_core.util.atomic import write_bytes_atomic
@@ -434,3 +348,4 @@ def run_evaluate_stage(cfg: Any, stage: Any) -> dict[str, Any]:
     """The `evaluate` stage of `spml run`: score pipeline.evaluate.bundle on pipeline.evaluate.dataset."""
     out = cfg.resolve(stage.out) if stage.out else None
     return evaluate_bundle(cfg.resolve(stage.bundle), cfg.resolve(stage.dataset), out, mode=stage.mode)
+

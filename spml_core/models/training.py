@@ -101,24 +101,9 @@ def train(
     """Cross-validate, fit the final model on all labelled examples, and write the bundle to ``out``."""
     from spml_core import __version__
     from spml_core.keypoints.sequence import file_sha256
-    from spml_core.models.bundle import (
-        Features,
-        Manifest,
-        ModelInfo,
-        TrainingData,
-        check_bundle_target,
-        component_distribution,
-        now_iso,
-        write_bundle,
-    )
+    from spml_core.models.bundle import Features, Manifest, ModelInfo, TrainingData, check_bundle_target, component_distribution, now_iso, write_bundle
     from spml_core.models.bundle import zip_bundle as make_zip
-    from spml_core.models.evaluation import (
-        _stride,
-        cross_validate,
-        evaluation_report,
-        report_files,
-        summary_lines,
-    )
+    from spml_core.models.evaluation import _stride, cross_validate, evaluation_report, report_files, summary_lines
     from spml_core.models.examples import DEFAULT_WINDOW, default_spec, load_examples
     from spml_core.registry import Registry, validate_options
 

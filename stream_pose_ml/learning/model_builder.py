@@ -324,15 +324,7 @@ class ModelBuilder:
         ``.zip`` beside it (what the web app uploads). Returns the bundle folder.
         """
         from spml_core import __version__
-        from spml_core.models.bundle import (
-            Features,
-            Manifest,
-            ModelInfo,
-            TrainingData,
-            component_distribution,
-            now_iso,
-            write_bundle,
-        )
+        from spml_core.models.bundle import Features, Manifest, ModelInfo, TrainingData, component_distribution, now_iso, write_bundle
         from spml_core.models.bundle import zip_bundle as make_zip
         from spml_core.keypoints.sequence import file_sha256
 
@@ -381,7 +373,7 @@ class ModelBuilder:
 
     def retrieve_model_from_bundle(self, file_path: str | os.PathLike[str]) -> Any:
         """Load a bundle (folder or zip) written by save_model_and_datasets or `spml train`; returns its Predictor."""
-        from spml_core.models.bundle import load_bundle
+        from spml_core.models.predictor import load_bundle
 
         predictor = load_bundle(file_path)
         self.model, self.model_type = predictor.model, predictor.manifest.model.component

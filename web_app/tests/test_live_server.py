@@ -48,7 +48,7 @@ def test_real_client_gets_predictions_equal_to_offline(
     server: BackgroundServer, example_keypoints: Any, bundles: dict[str, Path], keypoint_messages: Any,
     recorder: Any,
 ) -> None:
-    from spml_core.models.bundle import load_bundle
+    from spml_core.models.predictor import load_bundle
 
     seq = example_keypoints
     rec = recorder(server.url)

@@ -33,7 +33,7 @@ def connect(app: Any) -> Any:
 
 
 def offline(bundle: Path, xyzv: np.ndarray, width: int, height: int) -> dict[str, Any]:
-    from spml_core.models.bundle import load_bundle
+    from spml_core.models.predictor import load_bundle
 
     return load_bundle(bundle).predict_window(xyzv, width, height)
 

@@ -63,7 +63,7 @@ def test_a_valid_bundle_is_stored_listed_broadcast_and_usable(
     for msg in keypoint_messages(example_keypoints, 0, 5):
         watcher.emit("keypoints", msg)
     (pred,) = [e["args"][0] for e in watcher.get_received() if e["name"] == "prediction"]
-    from spml_core.models.bundle import load_bundle
+    from spml_core.models.predictor import load_bundle
 
     seq = example_keypoints
     expected = load_bundle(bundles["transfer"]).predict_window(seq.xyzv[0:5], seq.width, seq.height)

@@ -1,6 +1,6 @@
 """The model bundles a server offers: listed from a folder, loaded once, uploaded safely.
 
-Loaded :class:`~spml_core.models.bundle.Predictor` objects are shared by sessions (they hold only the
+Loaded :class:`~spml_core.models.predictor.Predictor` objects are shared by sessions (they hold only the
 fitted model and the feature spec); each session gets its own stream state from
 ``Predictor.new_stream()``. Uploads are size-limited, extracted with ``safe_extract_zip`` into a
 temporary folder beside the models folder, validated with ``load_bundle`` (which refuses pickles,
@@ -16,7 +16,9 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from spml_core.models.bundle import MANIFEST, BundleError, Predictor, load_bundle, safe_extract_zip
+from spml_core.models.bundle import MANIFEST
+from spml_core.models.archive import BundleError, safe_extract_zip
+from spml_core.models.predictor import Predictor, load_bundle
 from spml_core.errors import SpmlError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

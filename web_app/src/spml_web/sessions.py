@@ -18,7 +18,7 @@ from spml_web.protocol import ProtocolError
 
 if TYPE_CHECKING:
     from spml_core.actuation.hub import ActuationSession
-    from spml_core.models.bundle import Predictor, StreamPredictor
+    from spml_core.models.predictor import Predictor, StreamPredictor
     from spml_core.components import PoseEstimator
 
 

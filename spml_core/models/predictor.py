@@ -1,0 +1,173 @@
+"""Predictors: a loaded bundle classifying windows of raw keypoints, offline (Predictor) or frame by frame (StreamPredictor)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from spml_core.errors import SpmlError
+from spml_core.models.archive import BundleError
+from spml_core.models.bundle import MODEL_DIR, Features, Manifest, opened_bundle, read_manifest
+
+
+# -- prediction -----------------------------------------------------------------------------
+def load_bundle(path: str | os.PathLike[str], registry: Any = None) -> Predictor:
+    """Load a bundle folder or zip into a Predictor (validated manifest, safe weights, same features)."""
+    from spml_core.registry import Registry
+
+    with opened_bundle(path) as root:
+        manifest = read_manifest(root)
+        registry = registry or Registry().load()
+        try:
+            cls = registry.get("model", manifest.model.component)
+        except SpmlError as exc:
+            raise BundleError(f"{path}: the bundle needs model component {manifest.model.component!r} "
+                              f"from {manifest.model.distribution}; {exc}") from None
+        model_dir = root / MODEL_DIR
+        for name in manifest.model.files:
+            if not (model_dir / name).is_file():
+                raise BundleError(f"{path}: manifest lists model/{name}, which is missing")
+        from spml_core.registry import validate_options
+
+        options = validate_options(cls, manifest.model.options, f"{path}: manifest.model.options").model_dump()
+        model = cls.load(model_dir, options, list(manifest.classes))  # type: ignore[attr-defined]
+    if list(model.classes_) != list(manifest.classes):
+        raise BundleError(f"{path}: model classes {model.classes_} differ from the manifest's {manifest.classes}")
+    return Predictor(manifest, model, source=Path(path))
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+class Predictor:
+    """A loaded model plus the exact feature pipeline it was trained with.
+
+    ``predict_window`` takes raw keypoints (frames, 33, 4) and returns the label and class
+    probabilities; ``new_stream`` gives a per-stream live predictor fed one frame at a time.
+    """
+
+    def __init__(self, manifest: Manifest, model: Any, source: Path | None = None) -> None:
+        self.manifest = manifest
+        self.model = model
+        self.source = source
+        self.classes: list[str] = list(manifest.classes)
+        self.target = manifest.target
+        self.spec = _load_spec(manifest.features) if manifest.features.kind == "pipeline" else None
+        if self.spec is not None:
+            try:
+                # Instantiates the extractors and checks they still produce the spec's columns.
+                self.spec._extractors()
+            except SpmlError as exc:
+                raise BundleError(f"{source}: {exc}") from None
+        # A model trained on some of the spec's columns (e.g. a seed CSV with a column whitelist)
+        # gets exactly those, in its order, from the full row the spec computes.
+        self._select: np.ndarray | None = None
+        if self.spec is not None and manifest.features.columns != list(self.spec.columns):
+            where = {c: i for i, c in enumerate(self.spec.columns)}
+            missing = [c for c in manifest.features.columns if c not in where]
+            if missing or manifest.model.input_rank != 2:
+                raise BundleError(f"{source}: manifest features.columns do not match its feature spec "
+                                  f"(e.g. {missing[:3]})")
+            self._select = np.asarray([where[c] for c in manifest.features.columns], dtype=np.int64)
+
+    @property
+    def window(self) -> int | None:
+        """Frames per example (the live buffer length)."""
+        return self.manifest.features.window
+
+    def _require_spec(self) -> Any:
+        if self.spec is None:
+            raise SpmlError(
+                f"{self.source}: this bundle was trained on preformatted columns (e.g. a StreamPoseML CSV), "
+                "so it cannot compute features from raw keypoints; train with `spml train` for live use, "
+                "or call predict_rows() with rows in the same column order"
+            )
+        return self.spec
+
+    def _shape(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float32)
+        if rows.ndim == 1:
+            rows = rows[None, :]
+        if self.manifest.model.input_rank == 3:
+            f = self.manifest.features
+            per_frame = f.frame_features or rows.shape[1] // (f.window or 1)
+            rows = rows.reshape(rows.shape[0], -1, per_frame)
+        return rows
+
+    def predict_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Probabilities (n, classes) for already-computed feature rows in the manifest's column order."""
+        return self.model.predict_proba(self._shape(rows))
+
+    def _result(self, proba: np.ndarray) -> dict[str, Any]:
+        i = int(np.argmax(proba))
+        return {"label": self.classes[i], "probabilities": {c: float(p) for c, p in zip(self.classes, proba)}}
+
+    def predict_window(self, xyzv: np.ndarray, width: int | None = None, height: int | None = None) -> dict[str, Any]:
+        """Classify one window of raw keypoints (frames, 33, 4): {"label", "probabilities"}."""
+        spec = self._require_spec()
+        xyzv = np.asarray(xyzv, dtype=np.float32)
+        if xyzv.ndim != 3 or xyzv.shape[1:] != (33, 4):
+            raise SpmlError(f"predict_window expects keypoints shaped (frames, 33, 4), got {xyzv.shape}")
+        w, h = _frame_size(self.manifest, width, height)
+        row = spec.transform_window(xyzv, w, h)
+        return self._result(self.predict_rows(self.select(row))[0])
+
+    def select(self, row: np.ndarray) -> np.ndarray:
+        """The model's columns of a full feature-spec row (identity unless trained on a subset)."""
+        return row if self._select is None else row[..., self._select]
+
+    def new_stream(self, width: int | None = None, height: int | None = None) -> StreamPredictor:
+        """A live predictor for one stream (one browser tab, one camera): push frames, get predictions."""
+        return StreamPredictor(self, *_frame_size(self.manifest, width, height))
+
+    def info(self) -> dict[str, Any]:
+        """Summary for UIs and logs: target, classes, model, window, metrics."""
+        m = self.manifest
+        return {"target": m.target, "classes": m.classes, "model": m.model.component,
+                "window": m.features.window, "created_at": m.created_at, "metrics": m.metrics,
+                "live": self.spec is not None}
+
+
+class StreamPredictor:
+    """Per-stream state: a LiveFeatureBuffer of the bundle's spec; push() returns a prediction once full."""
+
+    def __init__(self, predictor: Predictor, width: int, height: int) -> None:
+        from spml_core.features.live import LiveFeatureBuffer
+
+        self.predictor = predictor
+        self.buffer = LiveFeatureBuffer(predictor._require_spec(), width, height)
+
+    def push(self, frame: np.ndarray) -> dict[str, Any] | None:
+        """Add one frame (33, 4) of raw keypoints (NaN when no person); None until the window is full."""
+        row = self.buffer.push(np.asarray(frame, dtype=np.float32))
+        if row is None:
+            return None
+        return self.predictor._result(self.predictor.predict_rows(self.predictor.select(row))[0])
+
+    def reset(self) -> None:
+        """Forget buffered frames (e.g. after a pause in the stream)."""
+        self.buffer.reset()
+
+
+def _frame_size(manifest: Manifest, width: int | None, height: int | None) -> tuple[int, int]:
+    if width and height:
+        return int(width), int(height)
+    if manifest.features.frame_size:
+        return manifest.features.frame_size
+    raise SpmlError("width and height of the video frames are needed (keypoints are normalised to them)")
+
+
+def _load_spec(features: Features) -> Any:
+    from spml_core.features.spec import FeaturePipelineSpec
+
+    try:
+        return FeaturePipelineSpec.model_validate(features.spec or {})
+    except ValidationError as exc:
+        from spml_core.errors import format_validation_error
+
+        raise BundleError(format_validation_error(exc, "manifest.json: features.spec")) from None
+
