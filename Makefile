@@ -21,6 +21,12 @@ $(STAMP): constraints.txt pyproject.toml $(wildcard plugins/*/pyproject.toml) $(
 	$(PY) -m spml_pose_mediapipe.model_bundle --out $(MODELS_DIR)
 	# The demo video's wheel (sports2d, from PyPI), kept in build/demo-cache for make demo and the tests.
 	$(PY) -c "from spml_core.util.demo_data import DEFAULT_CACHE, fetch_wheel; fetch_wheel(DEFAULT_CACHE)"
+	# StreamPoseML's example video + annotations (MIT) from the stream_pose_ml 0.3.1 sdist, for the tests and
+	# benchmarks when ../shared is not beside the clone (checksummed; offline afterwards).
+	$(PY) -m spml_core.util.example_data
+	# StreamPoseML 0.3.1 in build/spml-ref-venv for the peer parity tests and benchmark comparisons (skipped,
+	# with a message, when the package index cannot be reached).
+	cd benchmarks && ../$(PY) -c "from _reference import ref_python; ref_python(required=False)"
 	# The web page's MediaPipe and Socket.IO assets, pinned by web_app/package-lock.json (no CDN at run time).
 	cd web_app && npm ci --no-audit --no-fund --loglevel=error
 	$(PY) -m spml_web.vendor --from web_app/node_modules

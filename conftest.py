@@ -7,17 +7,29 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE_VIDEO = (Path(__file__).resolve().parent / ".." / "shared" / "data" / "streamposeml_example"
-                 / "example_video.webm").resolve()
+from spml_core.errors import SpmlError
+from spml_core.util import example_data
+
+
+def find_example() -> Path:
+    """StreamPoseML's example folder (../shared, else the copy make setup fetched); fails, never skips."""
+    try:
+        return example_data.example_dir()
+    except SpmlError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def example_dir() -> Path:
+    """The folder holding example_video.webm and example_video.json (SPML_NO_SHARED=1 ignores ../shared)."""
+    return find_example()
 
 
 def _cut_clips(folder: Path, n: int, frames: int) -> list[Path]:
     import cv2
 
-    if not EXAMPLE_VIDEO.exists():
-        pytest.skip(f"shared test data not found at {EXAMPLE_VIDEO.parent} (clone the project with ../shared beside it)")
     folder.mkdir(parents=True, exist_ok=True)
-    cap = cv2.VideoCapture(str(EXAMPLE_VIDEO))
+    cap = cv2.VideoCapture(str(find_example() / "example_video.webm"))
     paths = []
     for i in range(n):
         path = folder / f"clip{i}.avi"
@@ -34,7 +46,7 @@ def _cut_clips(folder: Path, n: int, frames: int) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def cut_clips() -> Callable[[Path, int, int], list[Path]]:
-    """cut_clips(folder, n, frames): n consecutive 640x360 MJPEG clips of the example video (skips without it).
+    """cut_clips(folder, n, frames): n consecutive 640x360 MJPEG clips of the example video.
 
     Short real clips keep multi-video extraction tests to seconds while MediaPipe still sees a person.
     """

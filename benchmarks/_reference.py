@@ -14,8 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from spml_core.errors import SpmlError
+from spml_core.util.example_data import SHARED_EXAMPLE, example_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = (ROOT / ".." / "shared" / "data" / "streamposeml_example").resolve()
 REF_VENV = ROOT / "build" / "spml-ref-venv"
 REF_PINS = ["stream_pose_ml==0.3.1", "mediapipe==0.10.21", "numpy==1.24.2", "scipy==1.11.2"]
 # StreamPoseML's sequence JSON of the example, written once by its own ProcessVideosJob.
@@ -46,6 +48,14 @@ pv.ProcessVideosJob().process_videos(
 def log(msg: str) -> None:
     """Progress notes go to stderr, so stdout keeps only the figures."""
     print(msg, file=sys.stderr, flush=True)
+
+
+# StreamPoseML's example: ../shared/data when beside the clone, else the copy `make setup` fetched from PyPI.
+try:
+    EXAMPLE = example_dir()
+except SpmlError as _exc:
+    log(str(_exc))
+    EXAMPLE = SHARED_EXAMPLE
 
 
 def ref_workdir() -> Path:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from _reference import EXAMPLE
+
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = (ROOT / ".." / "shared" / "data" / "streamposeml_example").resolve()
 CACHE = ROOT / "build" / "bench-actuation"
 
 

@@ -30,10 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _reference import ref_python
+from _reference import EXAMPLE, ref_python
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = (REPO / ".." / "shared" / "data" / "streamposeml_example" / "example_video.webm").resolve()
+DEFAULT_VIDEO = EXAMPLE / "example_video.webm"
 
 
 # -- measurements, each run in a child process (`--child KIND ...`) ------------------------

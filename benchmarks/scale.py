@@ -21,8 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _reference import EXAMPLE as _EXAMPLE_DIR
+
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = (REPO / ".." / "shared" / "data" / "streamposeml_example" / "example_video.webm").resolve()
+EXAMPLE = _EXAMPLE_DIR / "example_video.webm"
 BUILD = REPO / "build" / "scale"
 
 

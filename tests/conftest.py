@@ -1,4 +1,4 @@
-"""Shared fixtures: the real example data from ../shared/data and its keypoints (extracted once)."""
+"""Shared fixtures: the real StreamPoseML example (../shared/data or the fetched copy) and its keypoints."""
 
 from __future__ import annotations
 
@@ -6,29 +6,18 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
-EXAMPLE_DIR = SHARED_DATA / "streamposeml_example"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The shared test data folder; skips when it is absent (CI always has it)."""
-    if not (EXAMPLE_DIR / "example_video.webm").exists():
-        pytest.skip(f"shared test data not found at {EXAMPLE_DIR} (clone the project with ../shared beside it)")
-    return SHARED_DATA
-
-
-@pytest.fixture(scope="session")
-def example_video(shared_data: Path) -> Path:
+def example_video(example_dir: Path) -> Path:
     """The example video (1280x720, 382 frames, a person stepping)."""
-    return shared_data / "streamposeml_example" / "example_video.webm"
+    return example_dir / "example_video.webm"
 
 
 @pytest.fixture(scope="session")
-def example_annotations(shared_data: Path) -> Path:
+def example_annotations(example_dir: Path) -> Path:
     """The example video's Dataloop-style annotation file."""
-    return shared_data / "streamposeml_example" / "example_video.json"
+    return example_dir / "example_video.json"
 
 
 @pytest.fixture(scope="session")

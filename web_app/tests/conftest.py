@@ -1,7 +1,7 @@
 """Fixtures for the web app's tests: the example video's real keypoints and real trained bundles.
 
 The bundles are trained once per session with spml's own training code on the example video
-and its annotations (read from ../shared/data, never copied into the repository).
+and its annotations (../shared/data, or the copy `make setup` fetched; never copied into the repository).
 """
 
 from __future__ import annotations
@@ -18,16 +18,12 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = (REPO / ".." / "shared" / "data" / "streamposeml_example").resolve()
 
 
 @pytest.fixture(scope="session")
-def example_video() -> Path:
-    """The example video (1280x720, 382 frames); skips when the shared data is absent."""
-    video = EXAMPLE / "example_video.webm"
-    if not video.exists():
-        pytest.skip(f"shared test data not found at {EXAMPLE} (clone the project with ../shared beside it)")
-    return video
+def example_video(example_dir: Path) -> Path:
+    """The example video (1280x720, 382 frames), from the root conftest's lookup."""
+    return example_dir / "example_video.webm"
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +46,14 @@ def example_keypoints(example_keypoints_path: Path) -> Any:
 
 
 @pytest.fixture(scope="session")
-def example_dataset(example_keypoints_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def example_dataset(example_keypoints_path: Path, example_video: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example video's labelled frame table (spml's dataset builder, the seed annotation schema)."""
     from spml_core.config import AnnotationSchema
     from spml_core.datasets.build import build_dataset
     from spml_core.datasets.io import write_dataset
 
-    frames, _report = build_dataset(example_keypoints_path.parent, EXAMPLE, AnnotationSchema())
+    frames, _report = build_dataset(example_keypoints_path.parent, example_video.parent, AnnotationSchema())
     return write_dataset(frames, tmp_path_factory.mktemp("web_dataset") / "example.parquet")
 
 

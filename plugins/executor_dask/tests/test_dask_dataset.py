@@ -18,25 +18,20 @@ from spml_core.errors import SpmlError
 from spml_core.features.spec import SPEC_ATTR, FeaturePipelineSpec
 from spml_core.features.offline import formatting_step
 
-# plugins/executor_dask/tests/<this file> -> repository root is parents[3]; shared data sits beside it.
-EXAMPLE = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "streamposeml_example").resolve()
-
 
 @pytest.fixture(scope="module")
-def videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def videos(example_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The example's keypoints (MediaPipe lite) under three stems, one without annotations."""
-    if not (EXAMPLE / "example_video.webm").is_file():
-        pytest.skip(f"shared test data not found at {EXAMPLE} (clone the project with ../shared beside it)")
     from spml_core.pipeline import run_extract
 
     root = tmp_path_factory.mktemp("dask_dataset")
     extracted = root / "extracted"
-    results = run_extract(EXAMPLE / "example_video.webm", extracted, "mediapipe", {"model": "lite"}, quiet=True)
+    results = run_extract(example_dir / "example_video.webm", extracted, "mediapipe", {"model": "lite"}, quiet=True)
     assert [r.status for r in results] == ["written"], [r.message for r in results]
     kp, an = root / "keypoints", root / "annotations"
     kp.mkdir()
     an.mkdir()
-    data = json.loads((EXAMPLE / "example_video.json").read_text(encoding="utf-8"))
+    data = json.loads((example_dir / "example_video.json").read_text(encoding="utf-8"))
     for i in range(3):
         (kp / f"clip_{i}.parquet").write_bytes((extracted / "example_video.parquet").read_bytes())
         if i != 1:

@@ -1,4 +1,4 @@
-"""Fixtures for the mediapipe estimator's tests: the shared example video (read, never copied)
+"""Fixtures for the mediapipe estimator's tests: the example video (read, never copied)
 and small synthetic videos written with OpenCV."""
 
 from __future__ import annotations
@@ -7,9 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-# plugins/pose_mediapipe/tests/conftest.py -> repository root is parents[3]; shared data sits beside it.
-EXAMPLE = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "streamposeml_example").resolve()
 
 
 def write_video(path: Path, frames: int, *, fourcc: str = "MJPG", fps: float = 25.0, value: int = 128) -> Path:
@@ -25,12 +22,9 @@ def write_video(path: Path, frames: int, *, fourcc: str = "MJPG", fps: float = 2
 
 
 @pytest.fixture(scope="session")
-def example_video() -> Path:
-    """The example video (1280x720, 382 frames, one person stepping)."""
-    path = EXAMPLE / "example_video.webm"
-    if not path.exists():
-        pytest.skip(f"shared test data not found at {EXAMPLE} (clone the project with ../shared beside it)")
-    return path
+def example_video(example_dir: Path) -> Path:
+    """The example video (1280x720, 382 frames, one person stepping), from the root conftest's lookup."""
+    return example_dir / "example_video.webm"
 
 
 @pytest.fixture(scope="session")

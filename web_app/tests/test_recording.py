@@ -1,0 +1,160 @@
+"""Session recording on a real server with a real Socket.IO client: the session folder's files, the
+session list, the zip, the replay keypoints, the page's video upload, and `spml evaluate` on the folder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from spml_web.server import BackgroundServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def server(make_app: Any, tmp_path: Path) -> Iterator[BackgroundServer]:
+    with BackgroundServer(make_app(sessions_dir=tmp_path / "sessions")) as srv:
+        yield srv
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def post(url: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "video/webm"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def record_session(url: str, recorder: Any, seq: Any, keypoint_messages: Any, model: str | None = "steps",
+                   stop: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Record the example video's keypoints as a replay of example_video.webm; returns (client, summary)."""
+    rec = recorder(url)
+    rec.wait_for("hello")
+    if model:
+        rec.client.emit("select_model", {"name": model})
+        rec.wait_for("model_selected")
+    rec.client.emit("record", {"on": True, "source": "example_video.webm", "pose_model": "lite",
+                               "pose_where": "browser"})
+    started = rec.wait_for("recording")[0]
+    assert started["on"] and started["session"]["recording"]
+    for msg in keypoint_messages(seq, 0, stop):
+        rec.client.emit("keypoints", msg)
+    rec.client.emit("record", {"on": False})
+    done = rec.wait_for("recording", 2, timeout=30)[1]
+    assert not done["on"] and done["id"] == started["id"]
+    return rec, done["session"]
+
+
+def test_a_recorded_session_folder(server: BackgroundServer, recorder: Any, example_keypoints: Any,
+                                   keypoint_messages: Any) -> None:
+    from spml_core import load_keypoints
+
+    seq = example_keypoints
+    rec, summary = record_session(server.url, recorder, seq, keypoint_messages, stop=120)
+    folder = server.app.extensions["spml"].archive.root / summary["id"]
+    assert sorted(p.name for p in folder.iterdir()) == ["events.jsonl", "keypoints.parquet", "session.json"]
+    # The folder itself loads as keypoints: the frames the server received, with the page's frame size.
+    loaded = load_keypoints(folder)
+    assert loaded.n_frames == 120 and (loaded.width, loaded.height) == (seq.width, seq.height)
+    np.testing.assert_allclose(loaded.xyzv, seq.xyzv[:120], atol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(loaded.frame_index, seq.frame_index[:120])
+    assert loaded.estimator.name == "mediapipe" and loaded.estimator.options["model"] == "lite"
+    assert loaded.name == "example_video"
+    meta = json.loads((folder / "session.json").read_text())
+    assert meta["model"]["name"] == "steps" and len(meta["model"]["bundle_id"]) == 16
+    assert meta["model"]["classes"] == ["Left Step", "Right Step"] and meta["pose"]["where"] == "browser"
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    predictions = [e for e in events if e["type"] == "prediction"]
+    assert len(predictions) == len(rec.of("prediction")) == 120 - 9 == meta["predictions"]
+    assert [p["frame"] for p in predictions] == [p["frame"] for p in rec.of("prediction")]
+    assert {"label", "probabilities", "decision", "actions", "latency_ms"} <= set(predictions[0])
+
+    # Listed, zipped, replayable; the page's video is accepted once, and only a WebM.
+    status, body = get(f"{server.url}/api/sessions")
+    listed = json.loads(body)["sessions"]
+    assert status == 200 and [s["id"] for s in listed] == [summary["id"]] and listed[0]["frames"] == 120
+    status, body = post(f"{server.url}/api/sessions/{summary['id']}/video", b"not a webm")
+    assert status == 400 and "WebM" in body["error"]
+    webm = b"\x1a\x45\xdf\xa3" + bytes(1000)
+    assert post(f"{server.url}/api/sessions/{summary['id']}/video", webm)[0] == 201
+    assert post(f"{server.url}/api/sessions/{summary['id']}/video", webm)[0] == 409
+    status, body = get(f"{server.url}/api/sessions/{summary['id']}.zip")
+    assert status == 200
+    with zipfile.ZipFile(io.BytesIO(body)) as zf:
+        names = sorted(zf.namelist())
+        assert names == [f"{summary['id']}/{n}" for n in ("events.jsonl", "keypoints.parquet", "session.json",
+                                                          "video.webm")]
+        assert zf.read(f"{summary['id']}/video.webm") == webm
+    status, body = get(f"{server.url}/api/sessions/{summary['id']}/keypoints")
+    replay = json.loads(body)
+    assert status == 200 and len(replay["frames"]) == 120 and replay["width"] == seq.width
+    assert replay["frames"][5]["t_ms"] == pytest.approx(float(seq.timestamps_ms[5]))
+    for bad in ("../etc", "20260101-000000-zzzzzz", "nope"):
+        assert get(f"{server.url}/api/sessions/{bad}.zip")[0] == 404
+
+
+def test_recording_needs_a_sessions_folder_and_none_stops_classification(
+    make_app: Any, recorder: Any, example_keypoints: Any, keypoint_messages: Any,
+) -> None:
+    with BackgroundServer(make_app()) as srv:
+        rec = recorder(srv.url)
+        assert rec.wait_for("hello")[0]["recording"] == {"enabled": False, "all": False}
+        rec.client.emit("record", {"on": True})
+        err = rec.wait_for("error")[0]
+        assert err["code"] == "recording_disabled" and "--sessions-dir" in err["message"]
+        # "(none)": the model is dropped and frames bring no predictions (and no errors).
+        rec.client.emit("select_model", {"name": "steps"})
+        rec.wait_for("model_selected")
+        rec.client.emit("select_model", {"name": None})
+        assert rec.wait_for("model_selected", 2)[1] == {"name": None, "classes": [], "window": None, "every": 1}
+        assert get(f"{srv.url}/api/sessions")[1] and json.loads(get(f"{srv.url}/api/sessions")[1])["enabled"] is False
+
+
+def test_record_every_session_and_evaluate_it(make_app: Any, recorder: Any, example_keypoints: Any,
+                                              keypoint_messages: Any, bundles: dict[str, Path],
+                                              example_dir: Path, tmp_path: Path) -> None:
+    with BackgroundServer(make_app(sessions_dir=tmp_path / "sessions", record=True)) as srv:
+        rec = recorder(srv.url)
+        rec.wait_for("hello")
+        first = rec.wait_for("recording")[0]  # record: true starts one at connect
+        rec.client.emit("select_model", {"name": "steps"})
+        rec.wait_for("model_selected")
+        rec.client.emit("record", {"on": True, "source": "example_video.webm", "pose_model": "lite"})
+        for msg in keypoint_messages(example_keypoints):
+            rec.client.emit("keypoints", msg)
+        rec.client.emit("reset")  # a new stream: this folder is finished, the next one starts
+        done = rec.wait_for("recording", 4, timeout=60)
+        assert [e["on"] for e in done] == [True, False, True, False, True][:4]
+        folder = srv.app.extensions["spml"].archive.root / done[3]["id"]
+        assert done[0]["id"] == first["id"] and done[3]["session"]["frames"] == example_keypoints.n_frames
+    out = tmp_path / "eval"
+    proc = subprocess.run([sys.executable, "-m", "spml_core", "evaluate", str(bundles["steps"]), "--dataset",
+                           str(folder), "--annotations", str(example_dir), "--out", str(out), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_examples"] > 100 and 0.0 <= metrics["balanced_accuracy"] <= 1.0
+    proc = subprocess.run([sys.executable, "-m", "spml_core", "evaluate", str(bundles["steps"]), "--dataset",
+                           str(folder)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "--annotations" in proc.stderr
