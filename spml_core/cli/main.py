@@ -11,7 +11,7 @@ import sys
 from spml_core import __version__
 from spml_core.errors import SpmlError
 
-COMMANDS = ("plugins", "extract", "dataset", "train", "evaluate", "serve", "run", "config", "demo")
+COMMANDS = ("plugins", "extract", "dataset", "train", "evaluate", "predict", "import", "serve", "run", "config", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,15 +9,28 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from spml_core.errors import SpmlError
+from spml_core.errors import SpmlError, format_validation_error
+from spml_core.features.live import LiveFeatureBuffer
+from spml_core.features.spec import FeaturePipelineSpec
 from spml_core.models.archive import BundleError
-from spml_core.models.bundle import MODEL_DIR, Features, Manifest, opened_bundle, read_manifest
+from spml_core.models.batch import predict_sequence
+from spml_core.models.calibration import apply_temperature
+from spml_core.models.bundle import (
+    MODEL_DIR,
+    Features,
+    Manifest,
+    opened_bundle,
+    read_manifest,
+)
+from spml_core.models.stream import StreamPredictor, bundle_timing, predict_stream
+from spml_core.registry import Registry, validate_options
+
+UNKNOWN = "unknown"
 
 
 # -- prediction -----------------------------------------------------------------------------
 def load_bundle(path: str | os.PathLike[str], registry: Any = None) -> Predictor:
     """Load a bundle folder or zip into a Predictor (validated manifest, safe weights, same features)."""
-    from spml_core.registry import Registry
 
     with opened_bundle(path) as root:
         manifest = read_manifest(root)
@@ -31,7 +44,6 @@ def load_bundle(path: str | os.PathLike[str], registry: Any = None) -> Predictor
         for name in manifest.model.files:
             if not (model_dir / name).is_file():
                 raise BundleError(f"{path}: manifest lists model/{name}, which is missing")
-        from spml_core.registry import validate_options
 
         options = validate_options(cls, manifest.model.options, f"{path}: manifest.model.options").model_dump()
         model = cls.load(model_dir, options, list(manifest.classes))  # type: ignore[attr-defined]
@@ -98,13 +110,39 @@ class Predictor:
             rows = rows.reshape(rows.shape[0], -1, per_frame)
         return rows
 
-    def predict_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Probabilities (n, classes) for already-computed feature rows in the manifest's column order."""
+    def raw_proba(self, rows: np.ndarray) -> np.ndarray:
+        """The model's own probabilities (before the bundle's calibration) for feature rows."""
         return self.model.predict_proba(self._shape(rows))
+
+    def predict_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (n, classes) for already-computed feature rows in the manifest's column order."""
+        proba = self.raw_proba(rows)
+        return apply_temperature(proba, self.temperature) if self.temperature else proba
+
+    @property
+    def temperature(self) -> float | None:
+        """The bundle's calibration temperature (None: probabilities are used as the model gives them)."""
+        cal = self.manifest.calibration
+        return cal.temperature if cal is not None else None
+
+    @property
+    def threshold(self) -> float:
+        """Calibrated top probability below which the answer is unknown (0: never)."""
+        cal = self.manifest.calibration
+        return cal.reject_below if cal is not None else 0.0
+
+    def unknown(self, proba: np.ndarray) -> np.ndarray:
+        """Rows (of calibrated probabilities) whose top probability is below the bundle's rejection threshold."""
+        return np.nanmax(np.atleast_2d(proba), axis=1) < self.threshold
 
     def _result(self, proba: np.ndarray) -> dict[str, Any]:
         i = int(np.argmax(proba))
-        return {"label": self.classes[i], "probabilities": {c: float(p) for c, p in zip(self.classes, proba)}}
+        out: dict[str, Any] = {"label": self.classes[i],
+                               "probabilities": {c: float(p) for c, p in zip(self.classes, proba)}}
+        if self.unknown(proba)[0]:
+            # Unlike every class it knows: no label, and the decision layer treats it as off.
+            out.update(label=None, status=UNKNOWN)
+        return out
 
     def predict_window(self, xyzv: np.ndarray, width: int | None = None, height: int | None = None) -> dict[str, Any]:
         """Classify one window of raw keypoints (frames, 33, 4): {"label", "probabilities"}."""
@@ -120,37 +158,33 @@ class Predictor:
         """The model's columns of a full feature-spec row (identity unless trained on a subset)."""
         return row if self._select is None else row[..., self._select]
 
+    def predict_sequence(self, seq: Any, decide: Any = None, width: int | None = None,
+                         height: int | None = None) -> Any:
+        """Per-frame predictions of a whole PoseSequence as a DataFrame (spml_core.models.batch)."""
+        return predict_sequence(self, seq, decide, width, height)
+
     def new_stream(self, width: int | None = None, height: int | None = None) -> StreamPredictor:
-        """A live predictor for one stream (one browser tab, one camera): push frames, get predictions."""
+        """A live predictor for one stream (one browser tab, one camera): push frames with their t_ms."""
         return StreamPredictor(self, *_frame_size(self.manifest, width, height))
+
+    def predict_stream(self, xyzv: np.ndarray, t_ms: np.ndarray, width: int | None = None,
+                       height: int | None = None) -> list[dict[str, Any] | None]:
+        """What the live path returns after each frame of (frames, 33, 4) keypoints taken at ``t_ms``."""
+        self._require_spec()
+        return predict_stream(self, np.asarray(xyzv), t_ms, *_frame_size(self.manifest, width, height))
+
+    @property
+    def timing(self) -> Any:
+        """The bundle's frame rate, window duration and lowest supported input rate (30 fps if unrecorded)."""
+        return bundle_timing(self.manifest)
 
     def info(self) -> dict[str, Any]:
         """Summary for UIs and logs: target, classes, model, window, metrics."""
         m = self.manifest
         return {"target": m.target, "classes": m.classes, "model": m.model.component,
                 "window": m.features.window, "created_at": m.created_at, "metrics": m.metrics,
-                "live": self.spec is not None}
-
-
-class StreamPredictor:
-    """Per-stream state: a LiveFeatureBuffer of the bundle's spec; push() returns a prediction once full."""
-
-    def __init__(self, predictor: Predictor, width: int, height: int) -> None:
-        from spml_core.features.live import LiveFeatureBuffer
-
-        self.predictor = predictor
-        self.buffer = LiveFeatureBuffer(predictor._require_spec(), width, height)
-
-    def push(self, frame: np.ndarray) -> dict[str, Any] | None:
-        """Add one frame (33, 4) of raw keypoints (NaN when no person); None until the window is full."""
-        row = self.buffer.push(np.asarray(frame, dtype=np.float32))
-        if row is None:
-            return None
-        return self.predictor._result(self.predictor.predict_rows(self.predictor.select(row))[0])
-
-    def reset(self) -> None:
-        """Forget buffered frames (e.g. after a pause in the stream)."""
-        self.buffer.reset()
+                "live": self.spec is not None, "timing": self.timing.model_dump(exclude={"per_video_fps"}),
+                "pose": m.features.pose}
 
 
 def _frame_size(manifest: Manifest, width: int | None, height: int | None) -> tuple[int, int]:
@@ -162,12 +196,10 @@ def _frame_size(manifest: Manifest, width: int | None, height: int | None) -> tu
 
 
 def _load_spec(features: Features) -> Any:
-    from spml_core.features.spec import FeaturePipelineSpec
 
     try:
         return FeaturePipelineSpec.model_validate(features.spec or {})
     except ValidationError as exc:
-        from spml_core.errors import format_validation_error
 
         raise BundleError(format_validation_error(exc, "manifest.json: features.spec")) from None
 
