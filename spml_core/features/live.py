@@ -57,8 +57,11 @@ class LiveFeatureBuffer:
         """Frames pushed since the last reset."""
         return self._count
 
-    def push(self, xyzv_frame: np.ndarray | None) -> np.ndarray | None:
-        """Add one frame (33, 4) of raw keypoints (None or NaN: no person); a float32 row once full."""
+    def push(self, xyzv_frame: np.ndarray | None, row: bool = True) -> np.ndarray | None:
+        """Add one frame (33, 4) of raw keypoints (None or NaN: no person); a float32 row once full.
+
+        ``row=False`` only records the frame (a grid frame that is not the newest of its push).
+        """
         if xyzv_frame is None:
             frame = np.full((1, N_LANDMARKS, 4), np.nan)
         else:
@@ -78,7 +81,7 @@ class LiveFeatureBuffer:
                 slot[sl] = ext.transform(raw[lo:], self.width, self.height)[-1]
         self._pos = (self._pos + 1) % self.window
         self._count += 1
-        if self._count < self.window:
+        if self._count < self.window or not row:
             return None
         return self.current_row()
 

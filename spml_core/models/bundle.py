@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spml_core.errors import format_validation_error
+from spml_core.features.timegrid import GateConfig, Timing
 from spml_core.models.archive import (
     PICKLE_SUFFIXES,
     BundleError,
@@ -22,6 +24,7 @@ from spml_core.models.archive import (
     check_no_pickles,
     safe_extract_zip,
 )
+from spml_core.util.atomic import atomic_path, write_bytes_atomic
 
 SCHEMA_VERSION = 1
 
@@ -36,6 +39,15 @@ MODEL_DIR = "model"
 
 
 BUNDLE_FORMAT = "spml-model-bundle"
+
+
+# Limits on what a manifest may declare: a bundle can come from anyone (an upload), and a live
+# session allocates its window up front (window 1,000,000 cost ~946 MiB per session).
+MAX_WINDOW = 3600  # two minutes at 30 fps
+MAX_CLASSES = 1000
+MAX_COLUMNS = 100_000
+MAX_MANIFEST_BYTES = 4 << 20
+MAX_MANIFEST_DEPTH = 32
 
 
 class _Strict(BaseModel):
@@ -68,11 +80,21 @@ class Features(_Strict):
 
     kind: Literal["pipeline", "preformatted"]
     spec: dict[str, Any] | None = Field(None, description="FeaturePipelineSpec (kind 'pipeline')")
-    columns: list[str] = Field(description="Feature column order the model was trained on")
-    window: int | None = Field(None, ge=1, description="Frames per example")
-    frame_features: int | None = Field(None, ge=1, description="Features per frame (sequence models)")
+    columns: list[str] = Field(max_length=MAX_COLUMNS, description="Feature column order the model was trained on")
+    window: int | None = Field(None, ge=1, le=MAX_WINDOW, description="Frames per example")
+    frame_features: int | None = Field(
+        None, ge=1, le=MAX_COLUMNS, description="Features per frame (sequence models)"
+    )
     frame_size: tuple[int, int] | None = Field(
         None, description="Width and height of the training videos: the default for predict_window"
+    )
+    timing: Timing | None = Field(
+        None, description="Frame rate and window duration of the training data (absent in bundles before 0.3: "
+        "then 30 fps is assumed, docs/live.md)"
+    )
+    gate: GateConfig | None = Field(None, description="Presence and visibility gate of training and live use")
+    pose: dict[str, Any] | None = Field(
+        None, description="Pose estimator of the training keypoints: name, model, options, smoothing"
     )
     note: str = ""
 
@@ -89,6 +111,25 @@ class TrainingData(_Strict):
     class_counts: dict[str, int] = Field(default_factory=dict)
 
 
+class Calibration(_Strict):
+    """How to turn the model's probabilities into calibrated ones, and when to answer "unknown"."""
+
+    method: Literal["temperature"] = "temperature"
+    temperature: float = Field(1.0, gt=0, description="softmax(log p / temperature), fitted on out-of-fold predictions")
+    reject_below: float = Field(0.0, ge=0, le=1, description="Calibrated top probability below which the answer is unknown")
+    keep_correct: float | None = Field(None, description="Share of correct out-of-fold answers the threshold keeps")
+    background: str | None = Field(None, description="Class trained on unlabelled frames (--background), if any")
+
+
+class Augmentation(_Strict):
+    """Augmented copies of the training rows (training folds only): what was added, how many."""
+
+    mirror: dict[str, str] | None = Field(None, description="Label map applied to left/right-mirrored copies")
+    time_warp: list[float] = Field(default_factory=list, description="Playback-speed factors of resampled copies")
+    jitter: float = Field(0.0, ge=0, description="Gaussian noise on keypoints, as a share of the frame size")
+    rows_added: int = 0
+
+
 class Manifest(_Strict):
     """manifest.json of a model bundle."""
 
@@ -97,17 +138,18 @@ class Manifest(_Strict):
     created_at: str
     spml_version: str
     target: str
-    classes: list[str] = Field(min_length=2)
+    classes: list[str] = Field(min_length=2, max_length=MAX_CLASSES)
     model: ModelInfo
     features: Features
     training_data: TrainingData | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     notes: str = ""
+    calibration: Calibration | None = None
+    augmentation: Augmentation | None = None
 
 
 def zip_bundle(bundle_dir: str | os.PathLike[str], zip_path: str | os.PathLike[str] | None = None) -> Path:
     """Zip a bundle folder (files at the archive root), atomically; returns the zip path."""
-    from spml_core.util.atomic import atomic_path
 
     bundle_dir = Path(bundle_dir)
     zip_path = Path(zip_path) if zip_path else bundle_dir.with_suffix(".zip")
@@ -126,12 +168,19 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     path = bundle_dir / MANIFEST
     if not path.is_file():
         raise BundleError(f"{bundle_dir}: no {MANIFEST} (not an spml model bundle)")
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path}: {size} bytes; a manifest is at most {MAX_MANIFEST_BYTES} bytes")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise BundleError(f"{path}: nested too deeply (a manifest nests at most {MAX_MANIFEST_DEPTH} levels)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise BundleError(f"{path}: expected a JSON object")
+    if _depth(data) > MAX_MANIFEST_DEPTH:
+        raise BundleError(f"{path}: nested too deeply (a manifest nests at most {MAX_MANIFEST_DEPTH} levels)")
     version = data.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise BundleError(
@@ -141,9 +190,21 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        from spml_core.errors import format_validation_error
 
         raise BundleError(format_validation_error(exc, str(path))) from None
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (a deep value must not exhaust the stack here either)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d > MAX_MANIFEST_DEPTH:
+                break
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 @contextlib.contextmanager
@@ -229,7 +290,6 @@ def write_bundle(
 
 def add_files(bundle_dir: str | os.PathLike[str], files: dict[str, bytes]) -> None:
     """Add (or replace) evaluation outputs inside a bundle folder, each atomically."""
-    from spml_core.util.atomic import write_bytes_atomic
 
     for name, data in files.items():
         write_bytes_atomic(Path(bundle_dir) / name, data)

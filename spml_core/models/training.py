@@ -18,8 +18,36 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spml_core import __version__
 from spml_core.errors import SpmlError
+from spml_core.features.timegrid import FALLBACK_FPS, GateConfig, Timing
+from spml_core.keypoints.sequence import file_sha256
+from spml_core.models.bundle import (
+    Features,
+    Manifest,
+    ModelInfo,
+    TrainingData,
+    check_bundle_target,
+    component_distribution,
+    now_iso,
+    write_bundle,
+)
+from spml_core.models.bundle import zip_bundle as make_zip
+from spml_core.models.evaluation import (
+    _stride,
+    cross_validate,
+    evaluation_report,
+    report_files,
+    summary_lines,
+)
+from spml_core.models.examples import DEFAULT_WINDOW, default_spec, load_examples
+from spml_core.models.metrics import classification_metrics
+from spml_core.models.augment import AugmentSettings, augmented_rows
+from spml_core.models.bundle import Calibration
+from spml_core.models.importance import PermutationImportance, native_importance
 from spml_core.models.splits import SplitKind, plan_splits
+from spml_core.models.trust import add_trust
+from spml_core.registry import Registry, validate_options
 
 if TYPE_CHECKING:
     from spml_core.features.spec import FeaturePipelineSpec
@@ -52,8 +80,6 @@ def select_options(
     registry: Any, n_splits: int = INNER_FOLDS, seed: int = 0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The candidate with the best macro-F1 (then balanced accuracy) by grouped CV over ``rows`` only."""
-    from spml_core.models.evaluation import cross_validate
-    from spml_core.models.metrics import classification_metrics
 
     sub = _subset(ex, rows)
     kind = split if split != "auto" else ("group" if np.unique(sub.groups).size >= 2 else "blocked")
@@ -97,15 +123,12 @@ def train(
     notes: str = "",
     quiet: bool = False,
     registry: Any = None,
+    background: str | None = None,
+    reject_keep: float | None = 0.95,
+    augment: AugmentSettings | None = None,
+    fail_on_warning: bool = False,
 ) -> TrainResult:
     """Cross-validate, fit the final model on all labelled examples, and write the bundle to ``out``."""
-    from spml_core import __version__
-    from spml_core.keypoints.sequence import file_sha256
-    from spml_core.models.bundle import Features, Manifest, ModelInfo, TrainingData, check_bundle_target, component_distribution, now_iso, write_bundle
-    from spml_core.models.bundle import zip_bundle as make_zip
-    from spml_core.models.evaluation import _stride, cross_validate, evaluation_report, report_files, summary_lines
-    from spml_core.models.examples import DEFAULT_WINDOW, default_spec, load_examples
-    from spml_core.registry import Registry, validate_options
 
     dataset = Path(dataset)
     out = Path(out)
@@ -125,7 +148,9 @@ def train(
     if rank == 3 and (pool or spec.segmentation.options.get("pool")):
         raise SpmlError(f"model '{model}' reads sequences of frames; --pool makes summary rows (drop --pool)")
 
-    ex = load_examples(dataset, target, spec, registry=registry, quiet=quiet)
+    if reject_keep is not None and not 0 < reject_keep <= 1:
+        raise SpmlError(f"--reject-keep must be in (0, 1], got {reject_keep}")
+    ex = load_examples(dataset, target, spec, registry=registry, quiet=quiet, background=background)
     if len(ex.classes) < 2:
         raise SpmlError(f"{dataset}: '{target}' has a single label ({ex.classes[0]}) in the examples; "
                         "a classifier needs two or more")
@@ -140,6 +165,10 @@ def train(
     for w in plan.warnings:
         print(f"spml train: warning: {w}", file=sys.stderr)
 
+    extra = augmented_rows(dataset, ex, augment, registry, quiet) if augment and augment.active else None
+    if extra is not None:
+        _say(quiet, f"augmentation: {extra.describe()} (training folds only)")
+    perm = PermutationImportance(ex.columns, seed)
     search_info: dict[str, Any] | None = None
     if search:
         candidates = candidate_options(cls, opts)
@@ -149,13 +178,13 @@ def train(
             return select_options(ex, rows, model, candidates, split, registry, seed=seed)[0]
 
         cv = cross_validate(ex, model, opts, plan, registry, show_progress=not quiet,
-                            desc="nested search", choose_options=choose)
+                            desc="nested search", choose_options=choose, on_model=perm, extra=extra)
         final_opts, table = select_options(ex, np.arange(len(ex)), model, candidates, split, registry,
                                            n_splits=n_splits, seed=seed)
         search_info = {"candidates": table, "chosen": final_opts,
                        "note": "outer scores come from options chosen on each outer fold's training rows only"}
     else:
-        cv = cross_validate(ex, model, opts, plan, registry, show_progress=not quiet)
+        cv = cross_validate(ex, model, opts, plan, registry, show_progress=not quiet, on_model=perm, extra=extra)
         final_opts = opts
 
     distribution, version = component_distribution(registry, model)
@@ -165,11 +194,19 @@ def train(
     report = evaluation_report(ex, cv, **context)
     if search_info:
         report["search"] = search_info
+    add_trust(report, ex, cv, importance=perm, keep=reject_keep or 0.95, reject=reject_keep is not None)
+    report["cv_settings"] = {"split": split, "folds": n_splits, "seed": seed, "kind": plan.kind,
+                             "n_folds": len(plan.folds), "reject_keep": reject_keep}
 
     _say(quiet, "fitting the final model on all labelled examples")
     final = registry.create("model", model, final_opts)
     final.show_progress = not quiet
-    final.fit(ex.model_input(rank), ex.y, groups=ex.groups)
+    X_all, y_all, g_all = ex.X, ex.y, ex.groups
+    if extra is not None:
+        X_all, y_all, g_all = extra.training_rows(np.arange(len(ex)), X_all, y_all, g_all)
+    final.fit(ex.shape_input(rank, X_all), y_all, groups=g_all)
+    report["importance"]["native"] = native_importance(final, ex.columns, ex.window)
+    cal = report.get("calibration") or {}
 
     spec_dump = ex.spec.model_dump(mode="json") if ex.spec is not None else None
     manifest = Manifest(
@@ -178,12 +215,17 @@ def train(
         model=ModelInfo(component=model, distribution=distribution, version=version, options=final_opts,
                         files=[], input_rank=rank, training=final.training_summary()),
         features=Features(kind="pipeline", spec=spec_dump, columns=ex.columns, window=ex.window,
-                          frame_features=ex.frame_features, frame_size=ex.frame_size),
+                          frame_features=ex.frame_features, frame_size=ex.frame_size,
+                          timing=training_timing(ex.fps, ex.window), gate=GateConfig()),
         training_data=TrainingData(file=dataset.name, sha256=digest, rows=ex.rows_in_file, examples=len(ex),
                                    groups=int(np.unique(ex.groups).size), group_column=ex.group_column,
                                    class_counts=ex.class_counts()),
         metrics=_headline(report),
         notes=notes,
+        calibration=Calibration(temperature=cal.get("temperature", 1.0),
+                                reject_below=(cal.get("rejection") or {}).get("threshold") or 0.0,
+                                keep_correct=reject_keep, background=background) if cal else None,
+        augmentation=extra.manifest() if extra is not None else None,
     )
     title = f"{target}: {model}, {report['split']['kind']} CV"
     files = report_files(ex, report, cv.pred, cv.classes, title, _stride(ex.spec))
@@ -193,7 +235,18 @@ def train(
         for line in summary_lines(report):
             print(line)
         print(f"spml train: bundle -> {out}" + (f" (and {zip_path})" if zip_path else ""), file=sys.stderr)
+    if fail_on_warning and report["warnings"]:
+        raise SpmlError(f"{len(report['warnings'])} quality warning(s) and --fail-on-warning (the bundle was "
+                        f"written to {out}): " + "; ".join(w["code"] for w in report["warnings"]))
     return TrainResult(out, report, final_opts, zip_path)
+
+
+def training_timing(per_video: dict[str, float], window: int | None) -> Timing:
+    """The bundle's time grid: the training videos' frame rate (their median when they differ)."""
+    rates = [r for r in per_video.values() if np.isfinite(r) and r > 0]
+    if not rates:
+        return Timing.at(FALLBACK_FPS, window, source="fallback")
+    return Timing.at(round(float(np.median(rates)), 3), window, per_video={k: round(v, 3) for k, v in per_video.items()})
 
 
 def _headline(report: dict[str, Any]) -> dict[str, Any]:
@@ -205,20 +258,13 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
         "per_class_f1": {c: m["f1"] for c, m in o["per_class"].items()},
         "fold_balanced_accuracy": report["fold_summary"]["balanced_accuracy"],
         "n_examples": report["examples"]["n"],
+        "baseline": report["baseline"],
+        "warnings": report["warnings"],
+        "cv_settings": report["cv_settings"],
+        "ece": {k: (report.get("calibration") or {}).get(k) for k in ("ece_before", "ece_after")},
     }
 
 
 def _say(quiet: bool, msg: str) -> None:
     if not quiet:
         print(f"spml train: {msg}", file=sys.stderr)
-
-
-def run_train_stage(cfg: Any, stage: Any) -> TrainResult:
-    """The `train` stage of `spml run`: pipeline.train (dataset, target, out, model, search, split)."""
-    from spml_core.models.examples import default_spec
-
-    spec = default_spec(stage.target, stage.features or None, stage.window, stage.stride, stage.pool or None,
-                        feature_options=stage.feature_options)
-    return train(cfg.resolve(stage.dataset), stage.target, cfg.resolve(stage.out), stage.model.use,
-                 stage.model.options, spec=spec, split=stage.split, n_splits=stage.folds, search=stage.search,
-                 seed=stage.seed, zip_bundle=stage.zip)
