@@ -20,9 +20,9 @@ from pydantic import Field
 from spml_core.actuation.decisions import Decision, DecisionConfig, DecisionEngine
 from spml_core.actuation.runner import ActionLog, ActuatorRunner, log_decision
 from spml_core.components import Strict
-from spml_core.errors import ConfigError
+from spml_core.errors import ConfigError, UnknownComponentError
 from spml_core.payloads import PayloadError
-from spml_core.registry import Registry, validate_options
+from spml_core.registry import Registry
 
 if TYPE_CHECKING:
     from spml_core.components import Actuator
@@ -83,10 +83,9 @@ class ActuationHub:
             for i, ac in enumerate(actuators):
                 where = f"actuators.{i}"
                 try:
-                    cls = registry.get("actuator", ac.use)  # type: ignore[union-attr]
-                except Exception as exc:
+                    actuator = registry.build("actuator", ac.use, ac.options, where)  # type: ignore[union-attr]
+                except UnknownComponentError as exc:
                     raise ConfigError(f"{where}.use: {exc}") from None
-                actuator = cls(validate_options(cls, ac.options, f"{where}.options"))
                 try:
                     engine = DecisionEngine.from_config(ac.decisions, actuator.encode, ac.label, f"{where}.decisions")
                 except PayloadError as exc:
@@ -205,14 +204,15 @@ class ActuationSession:
         label: str | None,
         probabilities: Mapping[str, float] | None = None,
         frame: int | None = None,
+        status: str | None = None,
     ) -> list[Decision]:
-        """Feed one prediction (stream timestamps); dispatches and returns the decisions."""
+        """Feed one prediction (stream timestamps); dispatches and returns the decisions (status not ok: off)."""
         with self._lock:
             if self._closed:
                 return []
             decisions: list[Decision] = []
             for engine in self.engines:
-                decisions += engine.update(t_ms, label, probabilities, frame)
+                decisions += engine.update(t_ms, label, probabilities, frame, status)
             self._last_t, self._last_perf = t_ms, time.perf_counter()
         self._dispatch(decisions)
         return decisions
