@@ -31,7 +31,12 @@ if TYPE_CHECKING:  # names resolved lazily by __getattr__ below
         Segmenter,
     )
     from spml_core.config import AnnotationSchema, Config, load_config  # noqa: F401
-    from spml_core.errors import ConfigError, PluginError, SpmlError, UnknownComponentError  # noqa: F401
+    from spml_core.errors import (  # noqa: F401
+        ConfigError,
+        PluginError,
+        SpmlError,
+        UnknownComponentError,
+    )
     from spml_core.features.spec import FeaturePipelineSpec  # noqa: F401
     from spml_core.keypoints.sequence import PoseSequence, load_keypoints  # noqa: F401
     from spml_core.models.predictor import Predictor, StreamPredictor, load_bundle  # noqa: F401
@@ -52,6 +57,20 @@ _LAZY = {
     "load_bundle": "spml_core.models.predictor",
     "Predictor": "spml_core.models.predictor",
     "StreamPredictor": "spml_core.models.predictor",
+    # The toolkit plugins build on (docs/plugin-authoring.md): stable names, wherever they live inside.
+    **{name: "spml_core.datasets.annotations" for name in ('Annotation', 'VideoAnnotations', 'annotations_from_records', 'resolve_dot_path', 'MISSING')},
+    **{name: "spml_core.models.labels" for name in ('encode_labels', 'balanced_weights', 'require_two_classes')},
+    **{name: "spml_core.models.splits" for name in ('validation_split',)},
+    **{name: "spml_core.util.progress" for name in ('progress_bar',)},
+    **{name: "spml_core.util.atomic" for name in ('write_text_atomic', 'atomic_path')},
+    **{name: "spml_core.keypoints.sequence" for name in ('EstimatorInfo', 'VideoSource', 'file_sha256')},
+    **{name: "spml_core.keypoints.skeleton" for name in ('N_LANDMARKS', 'LANDMARK_NAMES', 'POSE_CONNECTIONS')},
+    **{name: "spml_core.features.segments" for name in ('ExampleSegmenter', 'POOL_STATS', 'PoolStat', 'RowLayout', 'Segments', 'csr', 'example_labels', 'label_codes', 'run_starts', 'take_labels')},
+    **{name: "spml_core.actuation.hub" for name in ('ActuationHub', 'ActuationSession', 'ActuatorConfig')},
+    **{name: "spml_core.actuation.decisions" for name in ('DecisionConfig', 'DecisionEngine')},
+    **{name: "spml_core.models.bundle" for name in ('MANIFEST',)},
+    **{name: "spml_core.models.archive" for name in ('BundleError', 'safe_extract_zip')},
+    **{name: "spml_core.models.vet" for name in ('vet_bundle',)},
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]

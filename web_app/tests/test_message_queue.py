@@ -135,8 +135,9 @@ def test_client_of_process_1_receives_a_broadcast_emitted_by_process_2(
         # Upload a bundle to process 2: its "models" broadcast reaches the client of process 1.
         bundle = zip_dir(bundles["transfer"], tmp_path / "transfer.zip")
         with bundle.open("rb") as fh:
+            token = requests.get(f"{two.url}/api/config", timeout=10).json()["csrf_token"]
             resp = requests.post(f"{two.url}/api/models", files={"bundle": ("transfer.zip", fh)},
-                                 data={"name": "transfer_v2"}, timeout=60)
+                                 data={"name": "transfer_v2"}, headers={"X-CSRF-Token": token}, timeout=60)
         assert resp.status_code == 201, resp.text
         update = client.wait_for("models", where=lambda d: "transfer_v2" in [m["name"] for m in d["models"]])[0]
         assert sorted(m["name"] for m in update["models"]) == ["steps", "transfer_v2"]

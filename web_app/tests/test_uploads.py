@@ -18,8 +18,10 @@ PICKLE_BYTES = b"\x80\x04K\x01."
 
 
 def post(http: Any, data: bytes, filename: str = "bundle.zip", **form: str) -> Any:
+    # As the page does: the CSRF token from /api/config in a header.
+    token = http.get("/api/config").get_json()["csrf_token"]
     return http.post("/api/models", data={"bundle": (io.BytesIO(data), filename), **form},
-                     content_type="multipart/form-data")
+                     content_type="multipart/form-data", headers={"X-CSRF-Token": token})
 
 
 def zipped(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
@@ -140,7 +142,8 @@ def test_zip_bombs_and_oversized_uploads(make_app: Any, models_dir: Path, bundle
 
 def test_upload_request_errors(make_app: Any, models_dir: Path, bundles: dict[str, Path]) -> None:
     http = make_app().test_client()
-    resp = http.post("/api/models", data={}, content_type="multipart/form-data")
+    token = http.get("/api/config").get_json()["csrf_token"]
+    resp = http.post("/api/models", data={}, content_type="multipart/form-data", headers={"X-CSRF-Token": token})
     assert resp.status_code == 400 and "multipart field 'bundle'" in resp.get_json()["error"]
     good = zipped(bundle_files(bundles["steps"]))
     resp = post(http, good, "steps.zip")

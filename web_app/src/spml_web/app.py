@@ -23,16 +23,29 @@ from flask.sessions import SessionInterface
 from flask_socketio import SocketIO, emit
 from werkzeug.exceptions import HTTPException
 
+from spml_core import POSE_CONNECTIONS, ActuationHub
 from spml_core import __version__ as core_version
-from spml_core.actuation.hub import ActuationHub
 from spml_core.errors import SpmlError
 from spml_core.registry import Registry
-from spml_core.keypoints.skeleton import POSE_CONNECTIONS
 from spml_web import __version__
 from spml_web.catalog import CatalogError, ModelCatalog
+from spml_web.guard import HostGuard, csrf_token, same_origin_problem
 from spml_web.limits import limit_websocket_messages
 from spml_web.packets import MALFORMED_EVENT, TolerantPacket
-from spml_web.protocol import ProtocolError, parse_frame, parse_keypoints, parse_select
+from spml_web.protocol import (
+    ProtocolError,
+    parse_frame,
+    parse_keypoints,
+    parse_select,
+)
+from spml_web.recording import SessionArchive
+from spml_web.session_api import (
+    finish_recording,
+    model_record,
+    register_recording_event,
+    register_session_api,
+    start_recording,
+)
 from spml_web.sessions import LiveSession, SessionStore
 from spml_web.settings import WebConfig, as_config
 from spml_web.vendor import STATIC_DIR, vendor_status
@@ -69,6 +82,7 @@ class WebState:
     sessions: SessionStore
     socketio: SocketIO
     actuation: ActuationHub
+    archive: SessionArchive
     started_at: float = field(default_factory=time.time)
     closed: bool = False
 
@@ -139,14 +153,21 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
         manage_session=False,
     )
     limit_websocket_messages(socketio.server.eio, cfg.max_message_bytes)
-    catalog = ModelCatalog(cfg.models_dir, cfg.model, registry=registry)
+    # Outermost, so the Socket.IO handshake is checked too (DNS rebinding, access token).
+    guard = HostGuard(app.wsgi_app, cfg.allowed_hosts, cfg.access_token)
+    app.wsgi_app = guard  # type: ignore[method-assign]
+    app.extensions["spml_guard"] = guard
+    catalog = ModelCatalog(cfg.models_dir, cfg.model, registry=registry, check_timeout_s=cfg.bundle_check_timeout_s,
+                           check_memory_bytes=cfg.bundle_check_memory_mb << 20)
     if cfg.model is not None:
         catalog.get(catalog.default_name or "")  # fail at start-up, not on the first connection
     # Built last: its runner threads start connecting to the devices at once (a bad actuator
     # config raises ConfigError naming actuators.N... before any thread is left behind).
     actuation = ActuationHub(cfg.actuators, registry, base_dir=cfg.actuation_dir)
-    app.extensions["spml"] = WebState(cfg, registry, catalog, SessionStore(), socketio, actuation)
+    app.extensions["spml"] = WebState(cfg, registry, catalog, SessionStore(), socketio, actuation,
+                                      SessionArchive(cfg.sessions_dir))
     _register_http(app)
+    register_session_api(app)
     _register_socket(socketio)
     return app
 
@@ -159,9 +180,24 @@ def close_app(app: Flask, timeout: float = 2.0) -> None:
         return
     st.closed = True
     st.actuation.close(timeout)
+    for session in st.sessions.all():
+        with session.lock:
+            session.stop_recording()  # a server stopped mid-session still leaves a complete folder
 
 
 def _register_http(app: Flask) -> None:
+    csrf = csrf_token(app.config["SECRET_KEY"])
+
+    @app.before_request
+    def _same_origin_only() -> Any:
+        cfg = state().config
+        problem = same_origin_problem(request.method, request.headers, request.host_url,
+                                      cfg.cors_allowed_origins or (), csrf)
+        if problem:
+            log.info("%s %s refused: %s", request.method, request.path, problem)
+            return jsonify({"error": problem}), 403
+        return None
+
     @app.after_request
     def _headers(response: Any) -> Any:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
@@ -197,6 +233,9 @@ def _register_http(app: Flask) -> None:
                 "server_pose": st.config.pose_estimator in st.registry.names("pose_estimator"),
                 "connections": [list(c) for c in POSE_CONNECTIONS],
                 "limits": _limits(st.config),
+                "recording": {"enabled": st.archive.root is not None, "all": st.config.record},
+                "uploads": st.catalog.models_dir is not None,
+                "csrf_token": csrf,
             }
         )
 
@@ -309,6 +348,9 @@ def _start_actuation(st: WebState, session: LiveSession) -> None:
     def emit_action(event: dict[str, Any]) -> None:
         # Called from the connection's thread or the dead-man watchdog's: a server-level emit.
         socketio.emit("action", event, to=sid)
+        recorder = session.recorder
+        if recorder is not None:
+            recorder.event("action", event)
 
     session.actuation = st.actuation.session(emit=emit_action, session_id=sid)
 
@@ -322,6 +364,8 @@ def _restart_actuation(st: WebState, session: LiveSession) -> None:
 def _emit_prediction(session: LiveSession, result: dict[str, Any], t0: float) -> None:
     result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
     emit("prediction", result)
+    if session.recorder is not None:
+        session.recorder.event("prediction", result)
     # After the emit: the prediction never waits for the decision layer (microseconds anyway,
     # and the devices are driven on their own threads).
     session.act(result)
@@ -349,8 +393,11 @@ def _register_socket(socketio: SocketIO) -> None:
                 session.set_model(default, predictor)
                 hello.update(model=default, classes=predictor.classes, window=predictor.window)
         _start_actuation(st, session)
+        hello["recording"] = {"enabled": st.archive.root is not None, "all": st.config.record}
         emit("hello", hello)
         emit("actuators", {"actuators": st.actuation.browser_targets()})
+        if st.config.record:
+            start_recording(st, session)
         if problem:
             _error(problem, "bad_model", "connect")
 
@@ -366,11 +413,22 @@ def _register_socket(socketio: SocketIO) -> None:
     def on_select(session: LiveSession, payload: Any = None) -> None:
         name, every = parse_select(payload)
         st = state()
-        predictor = st.catalog.get(name)
-        session.set_model(name, predictor, every)
-        _restart_actuation(st, session)  # the old model's bout ends with its stream
-        emit("model_selected", {"name": name, "classes": predictor.classes, "window": predictor.window,
-                                "every": session.every})
+        if name is None:
+            # "(none)": classification stops, and the actuators get their off action with the old stream.
+            session.clear_model()
+            if every is not None:
+                session.every = every
+            session.end_actuation()
+            selected: dict[str, Any] = {"name": None, "classes": [], "window": None, "every": session.every}
+        else:
+            predictor = st.catalog.get(name)
+            session.set_model(name, predictor, every)
+            _restart_actuation(st, session)  # the old model's bout ends with its stream
+            selected = {"name": name, "classes": predictor.classes, "window": predictor.window,
+                        "every": session.every}
+        if session.recorder is not None:
+            session.recorder.event("model", {"model": model_record(st, session)})
+        emit("model_selected", selected)
 
     @socketio.on("reset")
     @_guarded("reset")
@@ -378,14 +436,28 @@ def _register_socket(socketio: SocketIO) -> None:
         session.reset()
         # A new source: server-side pose starts tracking afresh (its clock may restart at 0),
         # and the actuators see the old stream end (off actions) before the new one starts.
+        # A recording ends with its stream: one session folder per stream.
+        recording = session.recorder is not None
+        finish_recording(session)
         session.close()
-        _start_actuation(state(), session)
+        st = state()
+        _start_actuation(st, session)
+        if st.config.record and recording:
+            start_recording(st, session)
+
+    register_recording_event(socketio, _guarded)
 
     @socketio.on("keypoints")
     @_guarded("keypoints")
     def on_keypoints(session: LiveSession, payload: Any = None) -> None:
         t0 = time.perf_counter()
         msg = parse_keypoints(payload)
+        if session.recorder is not None:
+            session.check_order(msg.frame, msg.t_ms, "keypoints")
+            session.recorder.frame(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height)
+            if session.predictor is None:  # recording without a model: nothing to classify
+                session.last_t_ms = msg.t_ms
+                return
         result = session.push(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height)
         if result is not None:
             _emit_prediction(session, result, t0)
@@ -406,6 +478,8 @@ def _register_socket(socketio: SocketIO) -> None:
             )
         xyzv, _world = session.estimator.process_frame(rgb, msg.t_ms)  # type: ignore[union-attr]
         height, width = rgb.shape[:2]
+        if session.recorder is not None:
+            session.recorder.frame(msg.frame, msg.t_ms, xyzv, width, height)
         person = not bool(_isnan_all(xyzv))
         emit("pose", {"frame": msg.frame, "t_ms": msg.t_ms, "width": width, "height": height,
                       "landmarks": xyzv.tolist() if person else None,

@@ -9,16 +9,16 @@ links and unknown schema versions), and only then renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
-from spml_core.models.bundle import MANIFEST
-from spml_core.models.archive import BundleError, safe_extract_zip
-from spml_core.models.predictor import Predictor, load_bundle
+from spml_core import MANIFEST, BundleError, Predictor, load_bundle, safe_extract_zip, vet_bundle
 from spml_core.errors import SpmlError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -42,10 +42,26 @@ def bundle_name(path: Path) -> str:
 class ModelCatalog:
     """Bundles in ``models_dir`` (sub-folders or .zip files with a manifest) plus an optional default."""
 
-    def __init__(self, models_dir: Path | None, default: Path | None = None, registry: Any = None) -> None:
+    def __init__(self, models_dir: Path | None, default: Path | None = None, registry: Any = None,
+                 check_timeout_s: float = 60.0, check_memory_bytes: int = 4 << 30) -> None:
         self.models_dir = Path(models_dir).resolve() if models_dir else None
         self.default_path = Path(default).resolve() if default else None
         self.registry = registry
+        self.check_timeout_s = check_timeout_s
+        self.check_memory_bytes = check_memory_bytes
+        # One upload check at a time: each is a child process with up to check_memory_bytes.
+        self._checking = threading.Semaphore(1)
+        self._remove_stale_uploads()
+
+    def _remove_stale_uploads(self, older_than_s: float = 600.0) -> None:
+        """Staging folders a killed server left behind (a live upload's folder is younger than any check)."""
+        if self.models_dir is None or not self.models_dir.is_dir():
+            return
+        now = time.time()
+        for p in self.models_dir.glob(".upload-*"):
+            with contextlib.suppress(OSError):
+                if p.is_dir() and not p.is_symlink() and now - p.stat().st_mtime > older_than_s:
+                    shutil.rmtree(p, ignore_errors=True)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Predictor]] = {}
         self._broken: dict[str, tuple[float, str]] = {}
@@ -68,6 +84,10 @@ class ModelCatalog:
         """Name of the bundle new sessions start with, if any."""
         return bundle_name(self.default_path) if self.default_path else None
 
+    def path(self, name: str) -> Path | None:
+        """The folder or .zip a bundle name stands for (None when unknown)."""
+        return self._paths().get(name)
+
     def names(self) -> list[str]:
         """Names of the bundles offered."""
         return list(self._paths())
@@ -81,8 +101,33 @@ class ModelCatalog:
             except CatalogError:
                 continue
             if info["live"]:
-                out.append({"name": name, **{k: info[k] for k in ("classes", "window", "model", "target", "created_at")}})
+                out.append(self.details(name, info))
         return out
+
+    def details(self, name: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the page's model list shows of a bundle: type, target, classes, date, score and provenance."""
+        predictor = self.get(name)
+        info = info or predictor.info()
+        m = predictor.manifest
+        metrics = info.get("metrics") or {}
+        training = m.training_data
+        # Frame rate and pose model are facts of the keypoints, not of the manifest's schema; bundles that
+        # record them (model.training) show them, the others say "not recorded" rather than guess.
+        facts = m.model.training or {}
+        warnings = metrics.get("warnings") or []
+        return {
+            "name": name,
+            **{k: info[k] for k in ("classes", "window", "model", "target", "created_at")},
+            "score": metrics.get("balanced_accuracy"),
+            "score_name": "balanced accuracy" if "balanced_accuracy" in metrics else None,
+            "evaluation": metrics.get("evaluation"),
+            "split": metrics.get("split"),
+            "warnings": [str(w) for w in warnings] if isinstance(warnings, list) else [str(warnings)],
+            "examples": training.examples if training else None,
+            "frame_size": list(m.features.frame_size) if m.features.frame_size else None,
+            "fps": facts.get("fps"),
+            "pose_model": facts.get("pose_model"),
+        }
 
     # -- loading ---------------------------------------------------------------------------
     def get(self, name: str) -> Predictor:
@@ -138,6 +183,10 @@ class ModelCatalog:
             if root is None:
                 raise CatalogError(f"upload {filename!r} refused: the zip holds no {MANIFEST} (not an spml model bundle)")
             try:
+                # Untrusted weights are loaded and run in a child process first: a crash or a memory
+                # blow-up there is a refusal, never this server's death.
+                with self._checking:
+                    vet_bundle(root, self.check_timeout_s, self.check_memory_bytes)
                 predictor = load_bundle(root, registry=self.registry)
             except SpmlError as exc:
                 raise CatalogError(f"upload {filename!r} refused: {_strip_path(exc, root)}") from None
@@ -149,8 +198,7 @@ class ModelCatalog:
             root.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        info = self.get(name).info()
-        return {"name": name, **{k: info[k] for k in ("classes", "window", "model", "target", "created_at")}}
+        return self.details(name)
 
 
 def _mtime(path: Path) -> float:

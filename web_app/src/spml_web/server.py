@@ -39,6 +39,9 @@ class NoDelayRequestHandler(WSGIRequestHandler):
 
 def make_app_server(app: Flask, host: str = "127.0.0.1", port: int = 5001) -> BaseWSGIServer:
     """A threaded Werkzeug server for the app (port 0 picks a free port; see .server_port)."""
+    guard = app.extensions.get("spml_guard")
+    if guard is not None:
+        guard.allow_bound(host)  # the address served is a name clients may use
     return make_server(host, port, app, threaded=True, request_handler=NoDelayRequestHandler)
 
 

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from spml_core.config import ActuatorConfig
 from spml_core.errors import ConfigError
@@ -64,8 +71,36 @@ class WebConfig(BaseModel):
         default=None,
         description="Folder that relative actuator paths (action logs) resolve against: the config file's folder",
     )
+    sessions_dir: Path | None = Field(
+        default=None, description="Folder of recorded session folders (the page's Record control); None: no recording"
+    )
+    record: bool = Field(default=False, description="Record every session's streams (needs sessions_dir)")
     ping_interval: float = Field(default=10.0, gt=0, description="Engine.IO ping interval in seconds")
     ping_timeout: float = Field(default=20.0, gt=0, description="Engine.IO ping timeout in seconds")
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names (or host:port) HTTP and Socket.IO requests may address; None means localhost names "
+        "and the bound address. Refuses DNS rebinding; '*' switches the check off (only behind a proxy that checks)",
+    )
+    access_token: str | None = Field(
+        default=None, min_length=16,
+        description="When set, every API request and Socket.IO connection must carry it (LAN use; docs/web_app.md)",
+    )
+    max_events_per_s: float = Field(
+        default=120.0, gt=0, description="Socket.IO events one connection may send per second (bursts of twice that); "
+        "the excess is dropped with a `rate_limited` notice",
+    )
+    idle_timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="A connection that sends no event for this long is closed (answering pings does not count)",
+    )
+    max_sessions_per_client: int = Field(default=16, ge=1, description="Connections one IP address may hold at once")
+    bundle_check_timeout_s: float = Field(
+        default=60.0, gt=0, description="Time an uploaded bundle's trial load and run in a child process may take"
+    )
+    bundle_check_memory_mb: int = Field(
+        default=4096, ge=256, description="Address-space limit of that child process in MiB"
+    )
 
     @field_validator("cors_allowed_origins")
     @classmethod
@@ -89,6 +124,12 @@ class WebConfig(BaseModel):
         if dupes:
             raise ValueError(f"actuator names must be unique; give each a `name:` (repeated: {', '.join(dupes)})")
         return v
+
+    @model_validator(mode="after")
+    def _record_needs_a_folder(self) -> WebConfig:
+        if self.record and self.sessions_dir is None:
+            raise ValueError("record: true needs sessions_dir (the folder the session folders go to)")
+        return self
 
     def resolved_secret(self) -> str:
         """The configured secret key, or a fresh random one for this process."""

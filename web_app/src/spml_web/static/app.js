@@ -4,6 +4,7 @@ import { io } from "/static/vendor/socket.io/socket.io.esm.min.js";
 import { Timeline } from "/static/timeline.js";
 import { drawPose, clearOverlay } from "/static/overlay.js";
 import { createBluetoothPanel } from "/static/js/bluetooth.js";
+import { createSessionsPanel } from "/static/js/sessions.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,10 +28,17 @@ const state = {
   source: null,
   workerReady: false,
   model: null,
+  every: 1,
+  recording: null, // id of the session folder being recorded, if any
+  sessions: [],
+  panels: "stopped", // what the result panels show: live, stopped or disconnected
 };
 window.spml = state;
+// The model and "Predict every" this page chose (undefined until the first hello): restored on reconnect.
+let chosen;
 
 let config = null;
+let sessionsPanel = null;
 let socket = null;
 let worker = null;
 let workerBusy = false;
@@ -42,19 +50,50 @@ let classes = [];
 const sentAt = new Map();
 const rtts = [];
 const serverMs = [];
+const pings = [];
 const poseTimes = [];
 const timeline = new Timeline($("timeline"), $("legend"));
 const video = $("video");
 const overlay = $("overlay");
 const captureCanvas = document.createElement("canvas");
 
-function log(message, isError = false) {
+// Kinds: error, action, info. Errors are kept apart from the others' 60-line cap, so a stream of
+// action lines never pushes an error out of the log.
+function log(message, isError = false, kind = null) {
   const li = document.createElement("li");
   li.textContent = `${new Date().toLocaleTimeString()}  ${message}`;
+  li.dataset.kind = isError ? "error" : kind || "info";
   if (isError) li.className = "error";
   const list = $("log");
   list.prepend(li);
-  while (list.children.length > 60) list.lastChild.remove();
+  li.hidden = !logShows(li.dataset.kind);
+  const keep = isError ? 60 : 60;
+  const same = [...list.children].filter((x) => (x.dataset.kind === "error") === isError);
+  for (const old of same.slice(keep)) old.remove();
+}
+
+function logShows(kind) {
+  const filter = $("log-filter") ? $("log-filter").value : "all";
+  return filter === "all" || filter === kind;
+}
+
+function filterLog() {
+  for (const li of $("log").children) li.hidden = !logShows(li.dataset.kind);
+}
+
+// Result panels never show stale values: while disconnected, after Stop, or without a model they
+// say so instead of the last class.
+function showPanels(what) {
+  state.panels = what;
+  if (what === "live") return;
+  $("label").textContent = what;
+  $("label").classList.add("stale");
+  $("decision").textContent = "decision: –";
+  $("probabilities").replaceChildren();
+  $("pred-frame").textContent = "–";
+  $("pred-window").textContent = "–";
+  for (const id of ["rtt", "server-ms", "pose-fps"]) $(id).textContent = "–";
+  if (what === "disconnected") $("ping").textContent = "–";
 }
 
 function median(values) {
@@ -90,6 +129,9 @@ function connect() {
     awaitingServerPose = false;
     setConnection(`disconnected: ${reason}`, "dot-off");
     log(`disconnected (${reason})`, true);
+    timeline.mark("disconnected", "disconnect");
+    pings.length = 0;
+    showPanels("disconnected");
   });
   socket.io.on("reconnect_attempt", (n) => setConnection(`reconnecting (attempt ${n})…`, "dot-warn"));
   socket.io.on("reconnect", () => {
@@ -102,6 +144,7 @@ function connect() {
   socket.on("models", (msg) => fillModels(msg.models, state.model));
   socket.on("model_selected", onModelSelected);
   socket.on("prediction", onPrediction);
+  socket.on("recording", onRecording);
   socket.on("actuators", (msg) => {
     state.actuators = (msg && msg.actuators) || [];
   });
@@ -109,7 +152,9 @@ function connect() {
   socket.on("pose", onServerPose);
   socket.on("error", onServerError);
   socket.on("health_pong", (msg) => {
-    $("ping").textContent = (performance.now() - msg.t).toFixed(1);
+    // One sample jumps with the scheduler (2 to 129 ms seen): show the median of the last 15.
+    pushBounded(pings, performance.now() - msg.t, 15);
+    $("ping").textContent = median(pings).toFixed(1);
   });
   setInterval(() => {
     if (socket.connected) socket.emit("health_ping", { t: performance.now() });
@@ -117,43 +162,102 @@ function connect() {
 }
 
 function onHello(msg) {
-  fillModels(msg.models, msg.model);
-  const wanted = $("model-select").value;
-  // A reconnect starts a fresh server session: restore the model this page had selected.
-  if (wanted && wanted !== msg.model) selectModel(wanted);
-  else setModelInfo(msg.model, msg.classes || [], msg.window, msg.every);
+  state.recordingEnabled = Boolean(msg.recording && msg.recording.enabled);
+  sessionsPanel.setEnabled(state.recordingEnabled);
+  if (chosen === undefined) {
+    // First contact: the server's default model and settings are this page's.
+    chosen = { model: msg.model || null, every: msg.every };
+    fillModels(msg.models, msg.model);
+    setModelInfo(msg.model, msg.classes || [], msg.window, msg.every);
+    return;
+  }
+  // A reconnect starts a fresh server session with the server's defaults: restore what this page chose
+  // (read before the list is refilled, which would otherwise show the server's default).
+  fillModels(msg.models, chosen.model);
+  if (chosen.model !== (msg.model || null) || chosen.every !== msg.every) {
+    const known = !chosen.model || msg.models.some((m) => m.name === chosen.model);
+    if (known) socket.emit("select_model", { name: chosen.model, every: chosen.every });
+    else log(`model ${chosen.model} is no longer offered by the server`, true);
+  } else {
+    setModelInfo(msg.model, msg.classes || [], msg.window, msg.every);
+  }
+  if (state.recording && state.running) startRecording(); // the old folder was finished by the disconnect
 }
 
 function onModelSelected(msg) {
+  chosen = { model: msg.name || null, every: msg.every };
   setModelInfo(msg.name, msg.classes, msg.window, msg.every);
-  log(`model ${msg.name}: classes ${msg.classes.join(", ")}, window ${msg.window} frames`);
+  timeline.mark(msg.name ? `model ${msg.name}` : "no model", "model");
+  if (msg.name) log(`model ${msg.name}: classes ${msg.classes.join(", ")}, window ${msg.window} frames`);
+  else log("no model: classification stopped");
+  if (!msg.name) showPanels(state.running ? "no model" : "stopped");
 }
 
 function setModelInfo(name, cls, window, every) {
   state.model = name || null;
   classes = cls || [];
   timeline.setClasses(classes);
-  if (name) $("model-select").value = name;
-  if (every) $("every").value = every;
+  $("model-select").value = name || "";
+  if (every) {
+    $("every").value = every;
+    state.every = every;
+  }
   $("model-info").textContent = name
     ? `${name}: ${classes.length} classes, window ${window} frames, every ${every}`
     : "No model selected: choose a bundle or upload one.";
+  showModelDetails(name);
 }
 
+let modelList = [];
+
 function fillModels(models, current) {
+  modelList = models;
   const select = $("model-select");
   const keep = current ?? select.value;
   select.replaceChildren(new Option("(none)", ""));
   for (const m of models) {
-    const label = `${m.name} (${m.classes.join("/")}, ${m.window}f)`;
+    const label = `${m.name}: ${m.model}, ${m.target} (${m.classes.join("/")}, ${m.window}f)`;
     select.add(new Option(label, m.name));
   }
-  if (keep && models.some((m) => m.name === keep)) select.value = keep;
+  select.value = keep && models.some((m) => m.name === keep) ? keep : "";
+  showModelDetails(state.model);
+}
+
+// What the chosen bundle is: type, target and classes, date, cross-validated score, provenance.
+function showModelDetails(name) {
+  const m = modelList.find((x) => x.name === name);
+  const box = $("model-details");
+  box.replaceChildren();
+  if (!m) return;
+  const score = m.score == null ? "not recorded" : `${(m.score * 100).toFixed(1)}% ${m.score_name}`;
+  const rows = [
+    ["type", m.model],
+    ["target", m.target],
+    ["classes", m.classes.join(", ")],
+    ["created", m.created_at ? m.created_at.replace("T", " ").slice(0, 16) + " UTC" : "not recorded"],
+    ["score", m.evaluation ? `${score} (${m.evaluation})` : score],
+    ["trained at", m.fps ? `${Number(m.fps).toFixed(1)} fps` : "frame rate not recorded"],
+    ["pose model", m.pose_model || "not recorded"],
+    ["frame size", m.frame_size ? m.frame_size.join("×") : "not recorded"],
+  ];
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    box.append(dt, dd);
+  }
+  for (const w of m.warnings || []) {
+    const dd = document.createElement("dd");
+    dd.className = "warning";
+    dd.textContent = `warning: ${w}`;
+    box.append(dd);
+  }
 }
 
 function selectModel(name) {
-  if (!name) return;
-  socket.emit("select_model", { name, every: Number($("every").value) || 1 });
+  // "(none)" is a choice too: the server drops the model and classification stops.
+  socket.emit("select_model", { name: name || null, every: Number($("every").value) || 1 });
 }
 
 function onServerError(msg) {
@@ -167,6 +271,15 @@ function onServerError(msg) {
 function onPrediction(msg) {
   state.predictions += 1;
   state.lastPrediction = msg;
+  if (msg.status && msg.status !== state.lastStatus) {
+    if (state.lastStatus !== undefined || msg.status !== "ok") timeline.mark(msg.status.replace("_", " "), "status");
+    state.lastStatus = msg.status;
+  }
+  if (!state.running || msg.label == null) return; // after Stop, or no class yet: nothing to show
+  if (state.panels !== "live") {
+    $("label").classList.remove("stale");
+    state.panels = "live";
+  }
   const sent = sentAt.get(msg.frame);
   if (sent !== undefined) {
     pushBounded(rtts, performance.now() - sent);
@@ -204,7 +317,7 @@ function onAction(ev) {
   state.lastAction = ev;
   const where = ev.run_in === "browser" ? "this browser" : "server";
   const why = ev.action === "suppressed" ? ` (suppressed: ${ev.reason})` : ev.reason === "bout" ? "" : ` (${ev.reason})`;
-  log(`${ev.actuator} [${where}]: ${ev.action} ${ev.label}${why}`);
+  log(`${ev.actuator} [${where}]: ${ev.action} ${ev.label}${why}`, false, "action");
 }
 
 // ---------------------------------------------------------------- pose
@@ -244,8 +357,8 @@ function onPose(frame, tMs, landmarks) {
     $("pose-fps").textContent = fps.toFixed(1);
   }
   drawPose(overlay, video, landmarks, config.connections);
-  // Without a model the server would only answer with errors: the overlay is enough.
-  if (!socket.connected || !state.model) return;
+  // Without a model the server would only answer with errors: the overlay is enough (unless recording).
+  if (!socket.connected || (!state.model && !state.recording)) return;
   sentAt.set(frame, performance.now());
   if (sentAt.size > 300) sentAt.delete(sentAt.keys().next().value);
   socket.emit("keypoints", {
@@ -324,24 +437,34 @@ function scheduleFrame(token) {
   else requestAnimationFrame(() => onVideoFrame(token, null));
 }
 
-function beginStream(source) {
+function beginStream(source, name = null) {
   state.source = source;
+  state.sourceName = name;
   state.running = true;
   frameNo = 0;
   streamStart = performance.now();
   sentAt.clear();
   timeline.clear();
+  timeline.start();
   clearOverlay(overlay);
   if (socket.connected) socket.emit("reset");
+  showPanels(state.model ? "starting…" : "no model");
+  if ($("record").checked) startRecording();
   $("stage-hint").hidden = true;
   $("stop").disabled = false;
   loopToken += 1;
-  scheduleFrame(loopToken);
+  if (source !== "session") scheduleFrame(loopToken);
 }
 
 function stopStream() {
+  const wasRunning = state.running;
   state.running = false;
   loopToken += 1;
+  if (state.recording || mediaRecorder) stopRecording();
+  if (wasRunning) {
+    timeline.mark("stop", "stop");
+    showPanels(state.connected ? "stopped" : "disconnected");
+  }
   if (video.srcObject) {
     for (const track of video.srcObject.getTracks()) track.stop();
     video.srcObject = null;
@@ -358,14 +481,18 @@ function stopStream() {
 async function startCamera() {
   stopStream();
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({
-      audio: false,
-      video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } },
-    });
+    const [width, height] = $("resolution").value.split("x").map(Number);
+    const wanted = { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } };
+    if ($("camera").value) wanted.deviceId = { exact: $("camera").value };
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: false, video: wanted });
     video.srcObject = stream;
     await video.play();
-    log(`camera ${video.videoWidth}x${video.videoHeight}`);
-    beginStream("camera");
+    const track = stream.getVideoTracks()[0];
+    state.camera = { label: track.label, deviceId: track.getSettings().deviceId, width: video.videoWidth,
+                     height: video.videoHeight };
+    log(`camera ${track.label || ""} ${video.videoWidth}x${video.videoHeight}`);
+    await listCameras();
+    beginStream("camera", null);
   } catch (err) {
     log(`camera unavailable: ${err.message}`, true);
   }
@@ -378,10 +505,116 @@ async function startReplay(file) {
   try {
     await video.play();
     log(`replaying ${file.name} (${video.videoWidth}x${video.videoHeight})`);
-    beginStream("replay");
+    beginStream("replay", file.name);
   } catch (err) {
     log(`cannot play ${file.name}: ${err.message}`, true);
   }
+}
+
+// Cameras are listed with their labels once the page may use one (labels are empty before).
+async function listCameras() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+  const select = $("camera");
+  const keep = (state.camera && state.camera.deviceId) || select.value;
+  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
+  state.cameras = devices.map((d) => ({ deviceId: d.deviceId, label: d.label }));
+  select.replaceChildren(new Option("default camera", ""));
+  devices.forEach((d, i) => d.deviceId && select.add(new Option(d.label || `camera ${i + 1}`, d.deviceId)));
+  if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+}
+
+// ---------------------------------------------------------------- recording
+let mediaRecorder = null;
+
+function startRecording() {
+  if (!state.recordingEnabled) {
+    log("recording is disabled on this server (start spml serve with --sessions-dir DIR)", true);
+    return;
+  }
+  if (!socket.connected) return;
+  socket.emit("record", { on: true, source: state.sourceName, pose_model: $("pose-model").value || null,
+                          pose_where: state.mode });
+  state.recording = "starting";
+  const stream = video.srcObject || (video.captureStream ? video.captureStream() : null);
+  if ($("record-video").checked && stream && window.MediaRecorder && state.source !== "session") {
+    const chunks = [];
+    const rec = new MediaRecorder(stream, { mimeType: "video/webm" });
+    rec.ondataavailable = (e) => e.data.size && chunks.push(e.data);
+    rec.onstop = () => uploadVideo(rec.sessionId, new Blob(chunks, { type: "video/webm" }));
+    rec.start(1000);
+    mediaRecorder = rec;
+  }
+}
+
+function stopRecording() {
+  if (socket.connected && state.recording) socket.emit("record", { on: false });
+  if (mediaRecorder) {
+    mediaRecorder.sessionId = mediaRecorder.sessionId || state.recording;
+    if (mediaRecorder.state !== "inactive") mediaRecorder.stop();
+    mediaRecorder = null;
+  }
+}
+
+function onRecording(msg) {
+  if (msg.on) {
+    state.recording = msg.id;
+    if (mediaRecorder) mediaRecorder.sessionId = msg.id;
+    log(`recording session ${msg.id}`);
+  } else {
+    if (state.recording === msg.id) state.recording = null;
+    log(`session ${msg.id} recorded: ${msg.session.frames} frames, ${msg.session.predictions} predictions`);
+  }
+  $("rec-dot").hidden = !state.recording;
+  sessionsPanel.refresh();
+}
+
+async function uploadVideo(id, blob) {
+  if (!id || id === "starting" || !blob.size) return;
+  const headers = { "Content-Type": "video/webm", "X-CSRF-Token": config.csrf_token || "" };
+  const response = await fetch(`/api/sessions/${id}/video`, { method: "POST", body: blob, headers });
+  if (response.ok) log(`session ${id}: video saved (${(blob.size / 1024).toFixed(0)} KiB)`);
+  else log(`session ${id}: video refused: ${(await response.json().catch(() => ({}))).error || response.status}`, true);
+  sessionsPanel.refresh();
+}
+
+// A recorded session's keypoints through the current model, at the pace they were recorded.
+async function replaySession(id) {
+  stopStream();
+  const response = await fetch(`/api/sessions/${id}/keypoints`);
+  if (!response.ok) {
+    log(`cannot replay session ${id}: ${(await response.json().catch(() => ({}))).error}`, true);
+    return;
+  }
+  const rec = await response.json();
+  if (!rec.frames.length) {
+    log(`session ${id} holds no frames`, true);
+    return;
+  }
+  log(`replaying session ${id} (${rec.frames.length} frames) through ${state.model || "no model"}`);
+  beginStream("session", `session ${id}`);
+  state.replayed = id;
+  const token = loopToken;
+  const t0 = rec.frames[0].t_ms;
+  const start = performance.now();
+  for (const f of rec.frames) {
+    const due = start + (f.t_ms - t0);
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (token !== loopToken || !state.running) return;
+    if (!socket.connected) continue;
+    sentAt.set(f.frame, performance.now());
+    if (sentAt.size > 300) sentAt.delete(sentAt.keys().next().value);
+    state.poses += 1;
+    if (f.landmarks) state.posesWithPerson += 1;
+    if (state.model || state.recording) {
+      socket.emit("keypoints", { frame: f.frame, t_ms: f.t_ms, landmarks: f.landmarks, width: rec.width,
+                                 height: rec.height });
+      state.framesSent += 1;
+    }
+  }
+  log(`replay of session ${id} finished`);
+  state.running = false;
+  $("stop").disabled = true;
 }
 
 // ---------------------------------------------------------------- upload
@@ -394,12 +627,13 @@ async function uploadBundle(event) {
   }
   const body = new FormData();
   body.append("bundle", file);
-  const response = await fetch("/api/models", { method: "POST", body });
+  // The server accepts changes only with the CSRF token it gave this page (GET /api/config).
+  const headers = { "X-CSRF-Token": config.csrf_token };
+  const response = await fetch("/api/models", { method: "POST", body, headers });
   const reply = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
   if (response.ok) {
-    log(`uploaded bundle ${reply.model.name}`);
-    $("model-select").value = reply.model.name;
-    selectModel(reply.model.name);
+    // An upload never switches a running session's model: it joins the list, to be chosen.
+    log(`uploaded bundle ${reply.model.name}: choose it in the list to use it`);
   } else {
     log(`upload refused: ${reply.error}`, true);
   }
@@ -419,14 +653,26 @@ async function boot() {
   $("pose-model").value = config.pose_models.includes(config.pose_model) ? config.pose_model : config.pose_models[0];
   if (!config.pose_models.length) log("no pose model bundles on the server (run make setup)", true);
   setModelInfo(null, [], null, config.every);
+  $("upload-form").hidden = !config.uploads;
+  sessionsPanel = createSessionsPanel($("sessions-card"), { replay: replaySession, log });
+  sessionsPanel.setEnabled(Boolean(config.recording && config.recording.enabled));
+  $("record").checked = Boolean(config.recording && config.recording.all);
   connect();
+  listCameras().catch(() => {});
   if (state.mode === "browser" && config.pose_models.length) startWorker();
 
   $("start-camera").onclick = startCamera;
   $("replay-file").onchange = (e) => e.target.files[0] && startReplay(e.target.files[0]);
   $("stop").onclick = stopStream;
+  $("log-filter").onchange = filterLog;
+  $("record").onchange = (e) => {
+    if (!state.running) return;
+    if (e.target.checked) startRecording();
+    else stopRecording();
+  };
   video.onended = () => {
     log("replay finished");
+    if (state.recording || mediaRecorder) stopRecording();
     state.running = false;
     $("stop").disabled = true;
   };
