@@ -9,9 +9,16 @@ from typing import Any
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register the subcommand."""
-    p = sub.add_parser("plugins", help="list installed plugins and their components")
+    p = sub.add_parser(
+        "plugins", help="list installed plugins and their components",
+        description="List the installed plugin distributions (bundled under plugins/ or from pip), their "
+                    "versions, load status and components. spml-core's own built-in components (the "
+                    "sklearn models, the flatten/pooled formatters, ...) are hidden unless --all is given.",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list of {name, version, components}")
-    p.add_argument("--all", action="store_true", help="include the built-in plugins of spml-core")
+    p.add_argument("--all", action="store_true",
+                   help="also list spml-core's built-in plugins (status 'builtin'); without it only "
+                        "installed plugins are shown")
     return p
 
 
@@ -25,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([r.as_json() for r in records], indent=2))
     else:
         if not records:
-            print("No plugins installed. Install one, e.g. pip install -e plugins/pose_mediapipe")
+            print("No plugins installed. Install one, e.g. pip install -e plugins/pose_mediapipe "
+                  "(spml plugins --all also lists spml-core's built-ins)")
         for r in records:
             print(f"{r.distribution} {r.version}  [{r.status}]  (entry point {r.name})")
             for kind, names in sorted(r.components.items()):

@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from spml_core import N_LANDMARKS
 from spml_core.errors import SpmlError
-from spml_core.keypoints.skeleton import N_LANDMARKS
+
+from spml_pose_mediapipe.native_log import native_stderr_captured
 
 CLAHE_CLIP_LIMIT = 3.0
 CLAHE_TILES = (8, 8)
@@ -42,7 +44,9 @@ class Landmarker:
         import mediapipe as mp
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import pose_landmarker
-        from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
+        from mediapipe.tasks.python.vision.core.vision_task_running_mode import (
+            VisionTaskRunningMode,
+        )
 
         self.world = world
         self._image, self._srgb = mp.Image, mp.ImageFormat.SRGB
@@ -57,10 +61,12 @@ class Landmarker:
             output_segmentation_masks=False,
         )
         try:
-            self._task: Any = pose_landmarker.PoseLandmarker.create_from_options(options)
+            with native_stderr_captured():  # its start-up log lines would break progress bars
+                self._task: Any = pose_landmarker.PoseLandmarker.create_from_options(options)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError with its own text
             raise SpmlError(f"{model_path}: MediaPipe cannot load this pose landmarker bundle ({exc})") from exc
         self._last_ts = -1
+        self._first = True
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """CLAHE on the L channel in LAB (StreamPoseML's contrast step) when enabled, else rgb."""
@@ -88,7 +94,12 @@ class Landmarker:
         # VIDEO mode rejects times that do not increase; live callers may repeat a clock value.
         ts = max(int(round(timestamp_ms)), self._last_ts + 1)
         self._last_ts = ts
-        result = self._task.detect_for_video(image, ts)
+        if self._first:  # the graph logs its warnings on the first frame only
+            self._first = False
+            with native_stderr_captured():
+                result = self._task.detect_for_video(image, ts)
+        else:
+            result = self._task.detect_for_video(image, ts)
         if not result.pose_landmarks:
             return empty_pose(self.world)
         xyzv = np.array([(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks[0]], dtype=np.float32)
