@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from spml_core.payloads import encode_payload
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -92,6 +94,8 @@ class AnnotationParser(Component):
     """Reads one annotation file per video into labelled frame ranges."""
 
     kind = "annotation_parser"
+    # Glob patterns of the files this parser reads; `spml dataset` discovers annotation files with them.
+    file_patterns: ClassVar[tuple[str, ...]] = ("*.json",)
 
     @abstractmethod
     def parse(self, path: Path, schema: Any) -> Any:
@@ -185,7 +189,6 @@ class Actuator(Component):
 
     def encode(self, value: Any, label: str) -> bytes:
         """Encode a payload value from config.yml (bytes by default); raises PayloadError."""
-        from spml_core.payloads import encode_payload
 
         if isinstance(value, str):
             return encode_payload(value, "utf-8")

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from spml_core.components import Strict
 from spml_core.errors import SpmlError
+from spml_core.keypoints.extract import VIDEO_EXTENSIONS
 
 MISSING: Any = object()  # returned by resolve_dot_path when a key is absent
 
@@ -107,13 +108,24 @@ class VideoAnnotations(BaseModel):
     file: Path
     video_name: str | None = Field(None, description="Stem of the file's own video name field, if any")
     annotations: list[Annotation] = Field(default_factory=list)
+    fps: float | None = Field(None, gt=0, description="Frame rate the file states (checked against the keypoints)")
 
     @property
     def match_names(self) -> list[str]:
-        """Video stems this file matches, in order of preference: its name field, then its own stem."""
-        names = [self.video_name] if self.video_name else []
-        stem = self.file.stem
-        return names + ([stem] if stem not in names else [])
+        """Video stems this file matches, by preference: its name field, then its own stem, each with or
+        without a video extension ('clip.mp4.eaf' and 'clip.eaf' both match the video 'clip')."""
+        names: list[str] = []
+        for name in (self.video_name, self.file.stem):
+            for n in (name, video_stem(name)) if name else ():
+                if n not in names:
+                    names.append(n)
+        return names
+
+
+def video_stem(name: str) -> str:
+    """'clip.mp4' -> 'clip' (a video extension dropped); other names unchanged."""
+    p = Path(name)
+    return p.stem if p.suffix.lower() in VIDEO_EXTENSIONS else name
 
 
 # -- parsing records (shared by annotation parsers) --------------------------------------------

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spml_core.config import AnnotationSchema
 from spml_core.datasets.annotations import (
+    AnnotationSchema,
     VideoAnnotations,
     class_categories,
+    video_stem,
 )
 from spml_core.errors import SpmlError
 from spml_core.keypoints.skeleton import CHANNELS, LANDMARK_NAMES, landmark_columns
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 from spml_core.datasets.report import AlignmentReport
 from spml_core.datasets.rows import META_COLUMNS
+from spml_core.keypoints.sequence import _META_KEY, FORMAT_VERSION
+from spml_core.registry import Registry
 
 SEQUENCE_SUFFIX = "_sequence.json"
 
@@ -31,6 +34,10 @@ NOT_ANNOTATIONS = (SEQUENCE_SUFFIX, ".report.json", ".spec.json")
 
 
 DATASET_SUFFIXES = (".parquet", ".csv")
+
+
+# Files `spml predict` writes beside its exports, never annotations.
+SPML_OUTPUTS = (".predictions.csv", ".bouts.csv", "summary.json")
 
 
 def _visible_files(directory: Path, pattern: str) -> list[Path]:
@@ -75,17 +82,36 @@ def find_keypoint_files(directory: str | os.PathLike[str], sequences: bool = Tru
     return dict(sorted(found.items()))
 
 
-def find_annotation_files(directory: str | os.PathLike[str]) -> list[Path]:
-    """The annotation files (*.json, recursively; sequence files, reports and specs excluded), sorted."""
+def find_annotation_files(
+    directory: str | os.PathLike[str], patterns: tuple[str, ...] | list[str] = ("*.json",)
+) -> list[Path]:
+    """The annotation files matching the parser's patterns, recursively (spml's own JSON outputs excluded), sorted."""
     directory = Path(directory)
     if not directory.exists():
         raise SpmlError(f"{directory}: annotations folder not found")
     if directory.is_file():
         return [directory]
-    files = [p for p in _visible_files(directory, "*.json") if not p.name.endswith(NOT_ANNOTATIONS)]
+    found = {p for pattern in patterns for p in _visible_files(directory, pattern)}
+    files = sorted(p for p in found if not p.name.endswith(NOT_ANNOTATIONS) and not p.name.endswith(SPML_OUTPUTS))
     if not files:
-        raise SpmlError(f"{directory}: no annotation files (*.json) found")
+        raise SpmlError(f"{directory}: no annotation files ({', '.join(patterns)}) found")
     return files
+
+
+def check_annotation_sources(matched: dict[str, VideoAnnotations], infos: dict[str, KeypointFile],
+                             videos: dict[str, Path]) -> None:
+    """An annotation file that names another video than the one it matched, or another frame rate, is an error."""
+    for stem, ann in matched.items():
+        named = ann.video_name
+        if named and stem not in (named, video_stem(named)):
+            raise SpmlError(f"{ann.file}: refers to video '{named}' (its video field) but matched the keypoints "
+                            f"of '{stem}' by file name; fix the file's video field or rename the file")
+        info = infos.get(stem)
+        meta = json.loads((info.metadata.metadata or {}).get(_META_KEY, b"{}")) if info and info.metadata else {}
+        fps = meta.get("fps")
+        if ann.fps and fps and abs(ann.fps - fps) > 0.01 * fps:
+            raise SpmlError(f"{ann.file}: FPS {ann.fps:g} differs from the keypoints of '{stem}' "
+                            f"({videos[stem]}: {fps:g} fps); was it made for another encoding of the video?")
 
 
 @dataclass
@@ -135,7 +161,6 @@ def inspect_keypoint_file(path: Path) -> KeypointFile:
         return KeypointFile(path, kt.table.num_rows, kt.width, kt.height, kt.has_timestamps, parsed=kt)
     import pyarrow.parquet as pq
 
-    from spml_core.keypoints.sequence import _META_KEY, FORMAT_VERSION
 
     try:
         metadata = pq.read_metadata(path)  # the footer only: cheaper than opening a ParquetFile
@@ -205,11 +230,15 @@ def parse_annotations(
     registry: Any = None,
 ) -> list[VideoAnnotations]:
     """Parse annotation files with the named annotation parser component."""
-    from spml_core.registry import Registry
 
     registry = registry or Registry().load()
     component = registry.create("annotation_parser", parser, parser_options or {})
-    return [component.parse(path, schema) for path in files]  # type: ignore[attr-defined]
+    out: list[VideoAnnotations] = []
+    for path in files:
+        parsed = component.parse(path, schema)  # type: ignore[attr-defined]
+        # A file of several videos (e.g. a Label Studio export of many tasks) gives a list.
+        out.extend(parsed if isinstance(parsed, list) else [parsed])
+    return out
 
 
 def match_annotations(
@@ -272,7 +301,9 @@ def plan_dataset(
     if clash:
         raise SpmlError(f"annotation_schema.label_class_mapping: class names {clash} collide with dataset columns")
     videos = find_keypoint_files(keypoints_dir)
-    ann_files = find_annotation_files(annotations_dir)
+    registry = registry or Registry().load()
+    patterns = getattr(registry.get("annotation_parser", parser), "file_patterns", ("*.json",))
+    ann_files = find_annotation_files(annotations_dir, patterns)
     parsed = parse_annotations(ann_files, schema, parser, parser_options, registry)
     matched, unmatched = match_annotations(videos, parsed)
     report = AlignmentReport(classes=cats, include_unlabeled=include_unlabeled, strict=strict,
@@ -292,5 +323,6 @@ def plan_dataset(
         )
     stems = list(videos)[:limit] if limit else list(videos)
     infos = [inspect_keypoint_file(videos[stem]) for stem in stems]
+    check_annotation_sources(matched, dict(zip(stems, infos)), videos)
     return DatasetPlan(stems, infos, matched, cats, schema, include_unlabeled, strict, report)
 
