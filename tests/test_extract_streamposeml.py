@@ -52,7 +52,32 @@ def test_sequence_file_shape(legacy_dir: Path) -> None:
     nose = frame["joint_positions"]["nose"]
     assert set(nose) == {"type", "name", "image_dimensions", "x", "y", "z", "x_normalized", "y_normalized",
                          "z_normalized"}
-    assert frame["angles"] == {} and frame["distances"] == {}
+    # StreamPoseML's angle/distance records, so its own dataset job reads these features from the file.
+    assert len(frame["angles"]) == 35 and len(frame["distances"]) == 23
+    knee = frame["angles"]["left_hip_left_knee_to_left_knee_left_ankle"]
+    assert set(knee) == {"type", "vector_1", "vector_2", "name", "angle_2d", "angle_2d_degrees", "angle_3d",
+                         "angle_3d_degrees"}
+    assert (knee["vector_1"], knee["vector_2"]) == ("left_hip_left_knee", "left_knee_left_ankle")
+    assert abs(np.degrees(knee["angle_2d"]) - knee["angle_2d_degrees"]) < 1e-4
+    wrist = frame["distances"]["left_wrist_to_plumb_line"]
+    assert (wrist["type"], wrist["joint_name"], wrist["vector_name"]) == ("Distance", "left_wrist", "plumb_line")
+    assert 0 < wrist["distance_2d"] <= wrist["distance_3d"] and wrist["distance_2d_normalized"] > 0
+
+
+def test_sequence_angles_and_distances_are_spml_features(legacy_dir: Path) -> None:
+    from spml_core.features.angles import SegmentAngles
+    from spml_core.features.distances import PlumbLineDistances
+
+    seq = load_keypoints(legacy_dir / "example_video.parquet")
+    frames = load_json(legacy_dir / "sequences" / "example_video.webm_sequence.json")["frames"]
+    angles = SegmentAngles({"mode": "2d"})
+    a = angles.transform(seq.xyzv, seq.width, seq.height)
+    d = PlumbLineDistances({"mode": "2d"}).transform(seq.xyzv, seq.width, seq.height)
+    for i in range(FRAMES):
+        got_a = [v["angle_2d_degrees"] for v in frames[str(i + 1)]["angles"].values()]
+        got_d = [v["distance_2d_normalized"] for v in frames[str(i + 1)]["distances"].values()]
+        np.testing.assert_allclose(got_a, a[i], atol=1e-5)
+        np.testing.assert_allclose(got_d, d[i], atol=1e-5)
 
 
 def test_per_frame_file_shape(legacy_dir: Path) -> None:

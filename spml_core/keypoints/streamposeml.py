@@ -14,8 +14,12 @@ Deliberate differences from StreamPoseML, all documented in docs/keypoints.md:
 * ``*_normalized`` is ``(x - mid_hip_x) / hip_width`` (StreamPoseML computes ``x / hip_width -
   mid_hip_x``), measured in pixels so x and y share one scale; z uses the same rule (z is on
   x's scale in MediaPipe). A frame whose hips coincide gets null, not a division error.
-* ``angles`` and ``distances`` are written empty: spml computes features at dataset time
-  from the Parquet keypoints (``spml dataset``), not in this legacy file.
+* ``angles`` and ``distances`` hold StreamPoseML's per-frame records (``angle_2d``, ``angle_2d_degrees``,
+  ``angle_3d``, ``angle_3d_degrees``; ``distance_2d``, ``distance_3d`` and their ``_normalized``
+  versions), so StreamPoseML's own dataset job reads every feature from these files. The values are
+  spml's ``angles`` and ``distances`` feature extractors (docs/features.md: its 35 angles with
+  StreamPoseML's bugs fixed, in pixel space; distances to the true plumb-line midpoint in pixels,
+  ``_normalized`` divided by the hip width), found through the registry.
 * Frame numbers here are 1-based (StreamPoseML's convention: ``frame_number = frame + 1``);
   spml's own Parquet uses the 0-based video frame index in its ``frame`` column.
 * ``sequence_id`` is derived from the video's content hash, so re-running gives identical
@@ -40,6 +44,7 @@ from spml_core.keypoints.skeleton import (
     LANDMARK_NAMES,
     with_derived_joints,
 )
+from spml_core.registry import Registry
 from spml_core.util.atomic import write_text_atomic
 
 if TYPE_CHECKING:
@@ -81,6 +86,48 @@ def _as_json_values(values: np.ndarray) -> list[Any]:
     return out.tolist()
 
 
+def _measure(registry: Registry, name: str, options: dict[str, Any], seq: PoseSequence) -> tuple[list[str], np.ndarray]:
+    extractor = registry.create("feature_extractor", name, options)
+    values = extractor.transform(seq.xyzv, seq.width or 1, seq.height or 1)
+    return extractor.columns(), np.asarray(values, dtype=np.float64)
+
+
+def frame_measures(seq: PoseSequence, registry: Registry | None = None) -> tuple[list[dict], list[dict]]:
+    """Per frame, StreamPoseML's ``angles`` and ``distances`` dicts, computed by spml's extractors."""
+    reg = registry or Registry().load()
+    a_cols, angles = _measure(reg, "angles", {"mode": "both"}, seq)
+    n_angles = len(a_cols) // 2
+    names = [c[: -len("_angle_2d_degrees")] for c in a_cols[:n_angles]]
+    d_cols, raw = _measure(reg, "distances", {"mode": "both", "normalize": False}, seq)
+    _, norm = _measure(reg, "distances", {"mode": "both", "normalize": True}, seq)
+    n_dist = len(d_cols) // 2
+    joints = [c[: -len("_to_plumb_line_distance_2d")] for c in d_cols[:n_dist]]
+    vectors = _angle_vectors(names)
+    deg2d, deg3d = _as_json_values(angles[:, :n_angles]), _as_json_values(angles[:, n_angles:])
+    rad2d, rad3d = _as_json_values(np.radians(angles[:, :n_angles])), _as_json_values(np.radians(angles[:, n_angles:]))
+    d2, d3 = _as_json_values(raw[:, :n_dist]), _as_json_values(raw[:, n_dist:])
+    n2, n3 = _as_json_values(norm[:, :n_dist]), _as_json_values(norm[:, n_dist:])
+    out_angles, out_distances = [], []
+    for f in range(seq.n_frames):
+        out_angles.append({
+            name: {"type": "Angle", "vector_1": v1, "vector_2": v2, "name": name, "angle_2d": rad2d[f][i],
+                   "angle_2d_degrees": deg2d[f][i], "angle_3d": rad3d[f][i], "angle_3d_degrees": deg3d[f][i]}
+            for i, (name, (v1, v2)) in enumerate(zip(names, vectors))
+        })
+        out_distances.append({
+            f"{j}_to_plumb_line": {"type": "Distance", "name": f"{j}_to_plumb_line", "joint_name": j,
+                                   "vector_name": "plumb_line", "distance_2d": d2[f][i], "distance_3d": d3[f][i],
+                                   "distance_2d_normalized": n2[f][i], "distance_3d_normalized": n3[f][i]}
+            for i, j in enumerate(joints)
+        })
+    return out_angles, out_distances
+
+
+def _angle_vectors(names: list[str]) -> list[tuple[str, str]]:
+    """'<v1>_to_<v2>' -> (v1, v2); segment names never contain '_to_'."""
+    return [tuple(n.split("_to_", 1)) for n in names]  # type: ignore[misc]
+
+
 def sequence_id_for(seq: PoseSequence) -> int:
     """A stable integer id per video content (StreamPoseML used the wall clock in ns)."""
     sha = seq.source.sha256 if seq.source else ""
@@ -95,9 +142,10 @@ def build_sequence(seq: PoseSequence) -> tuple[dict[str, Any], list[dict[str, An
     dims = {"height": seq.height, "width": seq.width}
     seq_id = sequence_id_for(seq)
     n_base = len(LANDMARK_NAMES)
+    angles, distances = frame_measures(seq)
     frames: dict[str, Any] = {}
     keypoint_files: list[dict[str, Any]] = []
-    for number, has_pose, joints in zip(numbers, detected, coords):
+    for number, has_pose, joints, frame_angles, frame_distances in zip(numbers, detected, coords, angles, distances):
         if has_pose:
             seq_joints = {
                 name: {"type": "Joint", "name": name, "image_dimensions": dims, **dict(zip(_COORDS, v))}
@@ -113,8 +161,8 @@ def build_sequence(seq: PoseSequence) -> tuple[dict[str, Any], list[dict[str, An
             **head,
             "has_joint_positions": bool(has_pose),
             "joint_positions": seq_joints,
-            "angles": {},
-            "distances": {},
+            "angles": frame_angles if has_pose else {},
+            "distances": frame_distances if has_pose else {},
         }
         keypoint_files.append({**head, "joint_positions": raw_joints})
     name = Path(seq.source.path).name if seq.source else ""
