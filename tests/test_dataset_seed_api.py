@@ -46,18 +46,19 @@ def test_seed_calls_on_process_videos_output(example_video: Path, example_annota
     )
     assert dataset.report.videos[0].keypoints.endswith("example_video.webm_sequence.json")
     for cls in CLASSES:
-        assert dataset.all_frames[cls].astype(object).equals(from_parquet.all_frames[cls].astype(object))
-    np.testing.assert_allclose(dataset.all_frames["nose_x"], from_parquet.all_frames["nose_x"], atol=1e-6)
-    assert len(dataset.all_frames) == 382
-    assert len(dataset.labeled_frames) == 227 and len(dataset.unlabeled_frames) == 155
-    rows = dataset.all_frames.set_index("frame")
+        assert dataset.frames[cls].astype(object).equals(from_parquet.frames[cls].astype(object))
+    np.testing.assert_allclose(dataset.frames["nose_x"], from_parquet.frames["nose_x"], atol=1e-6)
+    assert len(dataset.frames) == 382
+    assert [len(v) for v in dataset.labeled_frames] == [227] and [len(v) for v in dataset.unlabeled_frames] == [155]
+    assert dataset.labeled_frames[0][0]["video"] == "example_video"  # StreamPoseML's per-video lists of dicts
+    rows = dataset.frames.set_index("frame")
     assert rows.loc[30, "step_type"] == "Right Step"
     assert rows.loc[30, "weight_transfer_type"] == "Successful Weight Transfer"
     assert rows.loc[60, "step_type"] == "Left Step" and rows.loc[60, "weight_transfer_type"] == "Failure Weight Transfer"
     assert rows.loc[300, CLASSES].isna().all()
     assert dataset.report.annotations_total == 12
-    assert (dataset.all_frames["width"] == 1280).all() and (dataset.all_frames["height"] == 720).all()
-    assert dataset.all_frames["nose_x"].between(0, 1).all()
+    assert (dataset.frames["width"] == 1280).all() and (dataset.frames["height"] == 720).all()
+    assert dataset.frames["nose_x"].between(0, 1).all()
 
 
 def _synthetic(tmp_path: Path) -> tuple[Path, Path]:
@@ -85,8 +86,11 @@ def test_schema_from_config_yml_in_working_directory(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     dataset = BuildAndFormatDatasetJob().build_dataset_from_data_files(
         annotations_data_directory="annotations", sequence_data_directory="sequences")
-    assert len(dataset.all_frames) == 60 and len(dataset.labeled_frames) == 3 * 7
-    a = dataset.all_frames[dataset.all_frames.video == "a"].set_index("frame")["action"]
+    assert len(dataset.frames) == 60 and len(dataset.frames[dataset.labeled_mask]) == 3 * 7
+    # StreamPoseML's kind: a list per video of frame dicts
+    assert [len(v) for v in dataset.all_frames] == [20, 20, 20] and sum(map(len, dataset.labeled_frames)) == 21
+    assert dataset.all_frames[0][2]["frame_number"] == 3 and dataset.all_frames[0][2]["action"] == "jump"
+    a = dataset.frames[dataset.frames.video == "a"].set_index("frame")["action"]
     assert a.loc[2:5].eq("jump").all() and a.loc[10:12].eq("sit").all() and pd.isna(a.loc[6])
 
 
@@ -99,10 +103,10 @@ def test_explicit_config_and_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(tmp_path)
     dataset = BuildAndFormatDatasetJob().build_dataset_from_data_files(
         annotations_data_directory=anns, sequence_data_directory=seqs, limit=2, config=cfg)
-    assert dataset.all_frames["video"].unique().tolist() == ["a", "b"]
+    assert dataset.frames["video"].unique().tolist() == ["a", "b"]
     assert dataset.classes == ["move", "rest"]
     # StreamPoseML's rule: labeled means every class column is set; no frame has both here.
-    assert len(dataset.labeled_frames) == 0 and len(dataset.unlabeled_frames) == 40
+    assert dataset.labeled_frames == [[], []] and [len(v) for v in dataset.unlabeled_frames] == [20, 20]
 
 
 def test_seed_schema_without_config_and_bad_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -264,24 +264,35 @@ def test_seed_api_format_dataset_and_write_dataset_to_csv(example_keypoints_dir,
         include_angles=True, include_distances=True, include_normalized=True,
         segmentation_strategy="flatten_into_columns", segmentation_splitter_label="step_type",
         segmentation_window=10, segmentation_window_label="weight_transfer_type")
-    assert formatted.shape == (23, 7 + 10 * PER_FRAME)
-    assert formatted["weight_transfer_type"].tolist() == WEIGHT10
+    assert isinstance(formatted, list) and len(formatted) == 23  # StreamPoseML's list of row dicts
+    assert [row["weight_transfer_type"] for row in formatted] == WEIGHT10
+    assert formatted.frame.shape == (23, 7 + 10 * PER_FRAME)
     path = db.write_dataset_to_csv(csv_location=str(tmp_path / "new" / "dir"), formatted_dataset=formatted,
                                    filename="preprocessed_flatten_on_example_10_frames_5.csv")
     assert path == tmp_path / "new" / "dir" / "preprocessed_flatten_on_example_10_frames_5.csv"  # no .csv.csv
     back = pd.read_csv(path)
-    assert back.shape == formatted.shape and list(back.columns) == list(formatted.columns)
+    assert back.shape == formatted.frame.shape and list(back.columns) == list(formatted.frame.columns)
     # The README's "simplest approach": every include_* off, strategy none -> x, y, z per joint, a row per frame.
     raw = db.format_dataset(dataset=dataset, pool_frame_data_by_clip=False, decimal_precision=4,
                             include_unlabeled_data=True, include_angles=False, include_distances=False,
                             include_normalized=False, segmentation_strategy="none")
-    assert raw.shape == (382, 5 + 99) and "nose_z" in raw.columns
+    assert raw.frame.shape == (382, 5 + 99) and "nose_z" in raw[0]
     # Pooled windows with real std; decimal_precision is honoured (StreamPoseML always rounded to 4).
     pooled = db.format_dataset(dataset=dataset, pool_frame_data_by_clip=True, decimal_precision=1,
                                segmentation_strategy="window", segmentation_window=10,
                                segmentation_window_label="weight_transfer_type")
     assert len(pooled) == 23
-    vals = pooled.filter(like="std-").to_numpy()
+    vals = pooled.frame.filter(like="std-").to_numpy()
     assert (np.round(vals, 1) == vals).all() and (vals >= 0).all()
     with pytest.raises(SpmlError, match="cannot pool|pooling does not apply"):
-        db.format_dataset(dataset=dataset, pool_frame_data_by_clip=True, segmentation_strategy="flatten_into_columns")
+        db.format_dataset(dataset=dataset, pool_frame_data_by_clip=True, segmentation_strategy="flatten_into_columns",
+                          segmentation_window=10, segmentation_window_label="weight_transfer_type")
+    # StreamPoseML's defaults: no segmentation, pooled, labelled frames only; a missing window/label raises.
+    default = db.format_dataset(dataset)
+    assert len(default) == 227 and "mean-nose_neck_to_plumb_line_angle_2d_degrees" in default[0]
+    assert len(db.format_dataset(dataset, segmentation_strategy="split_on_label",
+                                 segmentation_splitter_label="step_type", pool_frame_data_by_clip=False)) == 227
+    with pytest.raises(SpmlError, match="needs segmentation_window"):
+        db.format_dataset(dataset, segmentation_strategy="flatten_into_columns")
+    with pytest.raises(SpmlError, match="needs segmentation_splitter_label"):
+        db.format_dataset(dataset, segmentation_strategy="split_on_label")

@@ -15,6 +15,12 @@ StreamPoseML's ``<video filename>_sequence.json`` files and/or spml's ``<video s
 keypoint files (the Parquet file wins when both exist for a video: it also has visibility and
 real timestamps). The merge is ``spml_core.datasets.build.build_dataset`` (docs/datasets.md).
 
+``build_dataset_from_data_files`` returns StreamPoseML's kind of ``Dataset`` (per-video lists of
+frame dicts in ``all_frames`` / ``labeled_frames`` / ``unlabeled_frames``; the table itself in
+``.frames``) and ``format_dataset`` a list of row dicts (with the DataFrame as ``.frame``), with
+StreamPoseML's argument order and defaults (no segmentation, pooled, labelled frames only);
+the differences that remain are tabled in MIGRATING.md.
+
 Differences from StreamPoseML, on purpose: annotation files match videos by exact stem (the
 file's ``name`` field or its own stem), never by substring; frame numbers are 0-based video
 frame indices (the annotation tools' convention; StreamPoseML compared them with 1-based
@@ -30,7 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spml_core.datasets.frames import FrameDataset
-from spml_core.errors import SpmlError
+from spml_core.errors import ConfigError, SpmlError
+from stream_pose_ml.learning.dataset import Dataset, FormattedDataset
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +60,7 @@ class BuildAndFormatDatasetJob:
         include_unlabeled: bool = True,
         strict: bool = False,
         parser: str = "json",
-    ) -> FrameDataset:
+    ) -> Dataset:
         """Merge the annotations with the sequences; returns a dataset with all/labeled/unlabeled frames."""
         from spml_core.config import load_config
         from spml_core.datasets.build import build_dataset
@@ -73,30 +80,54 @@ class BuildAndFormatDatasetJob:
             sequence_data_directory, annotations_data_directory, schema, parser,
             include_unlabeled=include_unlabeled, strict=strict, limit=limit, quiet=False,
         )
-        return FrameDataset(frames=frames, report=report, classes=list(report.classes))
+        return Dataset(frames=frames, report=report, classes=list(report.classes))
+
+    @staticmethod
+    def build_dataset_from_videos(
+        annotations_directory: str | os.PathLike[str],
+        video_directory: str | os.PathLike[str],
+        limit: int | None = None,
+        *,
+        config: str | os.PathLike[str] | None = None,
+    ) -> Dataset:
+        """Extract keypoints of the videos (MediaPipe, into a temporary folder), then build the dataset."""
+        import tempfile
+
+        from stream_pose_ml.jobs.process_videos_job import ProcessVideosJob
+
+        if not annotations_directory:
+            raise BuildAndFormatDatasetJobError("build_dataset_from_videos: annotations_directory is required")
+        if not video_directory:
+            raise BuildAndFormatDatasetJobError("build_dataset_from_videos: video_directory is required")
+        with tempfile.TemporaryDirectory(prefix="spml-dataset-from-videos-") as scratch:
+            ProcessVideosJob.process_videos(src_videos_path=str(video_directory), output_sequence_data_path=scratch,
+                                            limit=limit, return_output=False)
+            return BuildAndFormatDatasetJob.build_dataset_from_data_files(
+                annotations_directory, scratch, limit, config=config)
 
     # -- formatting (spml_core.features (spec, compute, live, offline); docs/features.md) ------------------------------------------
     @staticmethod
     def format_dataset(
-        dataset: FrameDataset | pd.DataFrame | None = None,
-        pool_frame_data_by_clip: bool = False,
-        decimal_precision: int | None = 4,
-        include_unlabeled_data: bool = True,
+        dataset: FrameDataset | pd.DataFrame,
+        pool_frame_data_by_clip: bool = True,
+        decimal_precision: int | None = None,
+        include_unlabeled_data: bool = False,
         include_angles: bool = True,
         include_distances: bool = True,
         include_normalized: bool = True,
         include_joints: bool = False,
         include_z_axis: bool = False,
-        segmentation_strategy: str | None = "flatten_into_columns",
-        segmentation_splitter_label: str | None = "step_type",
-        segmentation_window: int | None = 10,
-        segmentation_window_label: str | None = "weight_transfer_type",
-    ) -> pd.DataFrame:
-        """Segment the dataset and compute its features: a DataFrame with a row per example.
+        segmentation_strategy: str | None = None,
+        segmentation_splitter_label: str | None = None,
+        segmentation_window: int | None = None,
+        segmentation_window_label: str | None = None,
+    ) -> FormattedDataset:
+        """Segment the dataset and compute its features: a list with a row dict per example.
 
-        StreamPoseML's parameters, with their meaning; parameters a strategy does not use are
-        ignored, as StreamPoseML did. Differences, on purpose: a DataFrame is returned (not a list
-        of dicts); ``decimal_precision`` is honoured (None: no rounding); pooled ``std`` is a real
+        StreamPoseML's parameters, positions and defaults (no segmentation, pooled, labelled frames
+        only); parameters a strategy does not use are ignored, and a label or window a strategy
+        needs raises (both as StreamPoseML did). The rows are also one DataFrame, ``result.frame``.
+        Differences, on purpose: ``decimal_precision`` is honoured (None: no rounding); pooled ``std`` is a real
         standard deviation and ``max`` is not floored at 0; angles and distances are the fixed
         definitions of docs/features.md; ``include_normalized`` adds body-normalised coordinates
         (distances are always divided by the body size); with every ``include_*`` off, the raw
@@ -146,15 +177,18 @@ class BuildAndFormatDatasetJob:
         spec = FeaturePipelineSpec(
             features=features, segmentation=FeatureRef(use=strategy, options=options), decimals=decimal_precision,
         )
-        result = format_dataset_frames(frames, spec, registry, quiet=True)
+        try:
+            result = format_dataset_frames(frames, spec, registry, quiet=True)
+        except ConfigError as exc:  # a missing label/window: StreamPoseML's SegmentationServiceError
+            raise BuildAndFormatDatasetJobError(f"format_dataset: {exc}") from exc
         for note in result.notes:
             print(f"format_dataset: note: {note}")
-        return result.frame
+        return FormattedDataset(result.frame)
 
     @staticmethod
     def write_dataset_to_csv(
         csv_location: str | os.PathLike[str] | None = None,
-        formatted_dataset: pd.DataFrame | list[dict] | None = None,
+        formatted_dataset: FormattedDataset | pd.DataFrame | list[dict] | None = None,
         filename: str | None = None,
     ) -> Path:
         """Write the formatted dataset to ``<csv_location>/<filename>.csv`` atomically; returns the path.
@@ -174,7 +208,12 @@ class BuildAndFormatDatasetJob:
             raise BuildAndFormatDatasetJobError("write_dataset_to_csv: csv_location is required")
         if formatted_dataset is None:
             raise BuildAndFormatDatasetJobError("write_dataset_to_csv: formatted_dataset is required")
-        df = formatted_dataset if isinstance(formatted_dataset, pd.DataFrame) else pd.json_normalize(formatted_dataset)
+        if isinstance(formatted_dataset, FormattedDataset):
+            df = formatted_dataset.frame
+        elif isinstance(formatted_dataset, pd.DataFrame):
+            df = formatted_dataset
+        else:
+            df = pd.json_normalize(formatted_dataset)
         name = filename or f"dataset_{time.time_ns()}"
         if not name.lower().endswith(".csv"):
             name += ".csv"
