@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, jsonify, request, send_from_directory
+from flask import Flask, abort, current_app, jsonify, request, send_from_directory
 from flask.sessions import SessionInterface
 from flask_socketio import SocketIO, emit
 from werkzeug.exceptions import HTTPException
@@ -29,6 +29,7 @@ from spml_core.errors import SpmlError
 from spml_core.registry import Registry
 from spml_web import __version__
 from spml_web.catalog import CatalogError, ModelCatalog
+from spml_web.fairness import Fairness
 from spml_web.guard import HostGuard, csrf_token, same_origin_problem
 from spml_web.limits import limit_websocket_messages
 from spml_web.packets import MALFORMED_EVENT, TolerantPacket
@@ -46,6 +47,8 @@ from spml_web.session_api import (
     register_session_api,
     start_recording,
 )
+from spml_web.inbox import Inbox, Item
+from spml_web.live_worker import end_stream, start_worker
 from spml_web.sessions import LiveSession, SessionStore
 from spml_web.settings import WebConfig, as_config
 from spml_web.vendor import STATIC_DIR, vendor_status
@@ -157,6 +160,8 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
     guard = HostGuard(app.wsgi_app, cfg.allowed_hosts, cfg.access_token)
     app.wsgi_app = guard  # type: ignore[method-assign]
     app.extensions["spml_guard"] = guard
+    app.extensions["spml_fairness"] = Fairness(socketio.server, cfg.max_events_per_s, cfg.idle_timeout_s,
+                                               cfg.max_sessions_per_client)
     catalog = ModelCatalog(cfg.models_dir, cfg.model, registry=registry, check_timeout_s=cfg.bundle_check_timeout_s,
                            check_memory_bytes=cfg.bundle_check_memory_mb << 20)
     if cfg.model is not None:
@@ -180,6 +185,7 @@ def close_app(app: Flask, timeout: float = 2.0) -> None:
         return
     st.closed = True
     st.actuation.close(timeout)
+    app.extensions["spml_fairness"].close()
     for session in st.sessions.all():
         with session.lock:
             session.stop_recording()  # a server stopped mid-session still leaves a complete folder
@@ -277,7 +283,8 @@ def _register_http(app: Flask) -> None:
         st = state()
         return jsonify({"status": "ok", "version": __version__, "spml_core": core_version,
                         "uptime_s": round(time.time() - st.started_at, 1), "sessions": st.sessions.summary(),
-                        "actuators": st.actuation.status()})
+                        "actuators": st.actuation.status(),
+                        "fairness": current_app.extensions["spml_fairness"].stats()})
 
     @app.get("/pose-models/<name>.task")
     def pose_model(name: str) -> Any:
@@ -363,9 +370,11 @@ def _restart_actuation(st: WebState, session: LiveSession) -> None:
 
 def _emit_prediction(session: LiveSession, result: dict[str, Any], t0: float) -> None:
     result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
-    emit("prediction", result)
-    if session.recorder is not None:
-        session.recorder.event("prediction", result)
+    # A server-level emit: predictions are made on the session's worker thread.
+    state().socketio.emit("prediction", result, to=session.sid)
+    recorder = session.recorder  # read once: `record` (another thread) may end it meanwhile
+    if recorder is not None:
+        recorder.event("prediction", result)
     # After the emit: the prediction never waits for the decision layer (microseconds anyway,
     # and the devices are driven on their own threads).
     session.act(result)
@@ -379,7 +388,11 @@ def _register_socket(socketio: SocketIO) -> None:
             raise ConnectionRefusedError(f"server is full ({st.config.max_sessions} sessions)")
         cfg = st.config
         session = LiveSession(request.sid, cfg.every, cfg.decision_frames, cfg.decision_threshold, cfg.max_gap_ms)
+        session.inbox = Inbox(cfg.max_age_ms)
         st.sessions.add(session)
+        from flask import current_app
+
+        start_worker(current_app._get_current_object(), st.socketio, session, _process)  # type: ignore[attr-defined]
         hello: dict[str, Any] = {"version": __version__, "models": st.catalog.describe(), "model": None,
                                  "every": session.every, "limits": _limits(cfg)}
         default = st.catalog.default_name
@@ -405,6 +418,7 @@ def _register_socket(socketio: SocketIO) -> None:
     def on_disconnect(reason: Any = None) -> None:
         session = state().sessions.pop(request.sid)
         if session is not None:
+            session.inbox.close()  # the worker stops; queued frames are never classified
             with session.lock:
                 session.close()
 
@@ -413,6 +427,8 @@ def _register_socket(socketio: SocketIO) -> None:
     def on_select(session: LiveSession, payload: Any = None) -> None:
         name, every = parse_select(payload)
         st = state()
+        session.inbox.clear()
+        session.ended = False
         if name is None:
             # "(none)": classification stops, and the actuators get their off action with the old stream.
             session.clear_model()
@@ -433,6 +449,8 @@ def _register_socket(socketio: SocketIO) -> None:
     @socketio.on("reset")
     @_guarded("reset")
     def on_reset(session: LiveSession, payload: Any = None) -> None:
+        session.inbox.clear()  # frames of the old stream
+        session.ended = False
         session.reset()
         # A new source: server-side pose starts tracking afresh (its clock may restart at 0),
         # and the actuators see the old stream end (off actions) before the new one starts.
@@ -458,9 +476,8 @@ def _register_socket(socketio: SocketIO) -> None:
             if session.predictor is None:  # recording without a model: nothing to classify
                 session.last_t_ms = msg.t_ms
                 return
-        result = session.push(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height)
-        if result is not None:
-            _emit_prediction(session, result, t0)
+        # Classified on the session's worker; its age counts from now (newest wins when behind).
+        session.inbox.put("keypoints", msg, t0)
 
     @socketio.on("frame")
     @_guarded("frame")
@@ -469,6 +486,23 @@ def _register_socket(socketio: SocketIO) -> None:
         st = state()
         msg = parse_frame(payload, st.config.max_frame_bytes)
         session.check_order(msg.frame, msg.t_ms, "frame")
+        # Pose estimation and classification run on the session's worker (newest wins when behind).
+        session.inbox.put("frame", msg, t0)
+
+    def _process(session: LiveSession, item: Item) -> None:
+        """The worker's step: one fresh frame, classified (after server-side pose for `frame`)."""
+        st = state()
+        msg, t0 = item.msg, item.received
+        if session.ended:
+            # The first frame after an end of stream starts a new one (its own actuation session).
+            session.ended = False
+            session.reset()
+            _restart_actuation(st, session)
+        if item.event == "keypoints":
+            result = session.push(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height, t0)
+            if result is not None:
+                _emit_prediction(session, result, t0)
+            return
         from spml_web.jpeg import decode_jpeg
 
         rgb = decode_jpeg(msg.image, st.config.max_frame_pixels)
@@ -478,18 +512,28 @@ def _register_socket(socketio: SocketIO) -> None:
             )
         xyzv, _world = session.estimator.process_frame(rgb, msg.t_ms)  # type: ignore[union-attr]
         height, width = rgb.shape[:2]
-        if session.recorder is not None:
-            session.recorder.frame(msg.frame, msg.t_ms, xyzv, width, height)
+        recorder = session.recorder
+        if recorder is not None:
+            recorder.frame(msg.frame, msg.t_ms, xyzv, width, height)
         person = not bool(_isnan_all(xyzv))
-        emit("pose", {"frame": msg.frame, "t_ms": msg.t_ms, "width": width, "height": height,
+        st.socketio.emit("pose", {"frame": msg.frame, "t_ms": msg.t_ms, "width": width, "height": height,
                       "landmarks": xyzv.tolist() if person else None,
-                      "latency_ms": (time.perf_counter() - t0) * 1000.0})
+                      "latency_ms": (time.perf_counter() - t0) * 1000.0}, to=session.sid)
         if session.predictor is None:
             session.last_t_ms = msg.t_ms
             return
-        result = session.push(msg.frame, msg.t_ms, xyzv, width, height)
+        result = session.push(msg.frame, msg.t_ms, xyzv, width, height, t0)
         if result is not None:
             _emit_prediction(session, result, t0)
+
+    @socketio.on("end_stream")
+    def on_end_stream(payload: Any = None) -> None:
+        session = state().sessions.get(request.sid)
+        if session is None:
+            return
+        reason = payload.get("reason") if isinstance(payload, dict) else None
+        reason = reason if reason in ("stop", "replay_end", "hidden", "closed") else "stop"
+        emit("stream_ended", end_stream(session, reason))
 
     @socketio.on(MALFORMED_EVENT)
     @_guarded(MALFORMED_EVENT)

@@ -39,6 +39,10 @@ class WebConfig(BaseModel):
     max_gap_ms: float = Field(
         default=1000.0, gt=0, description="A pause longer than this between frames starts a new window"
     )
+    max_age_ms: float = Field(
+        default=250.0, gt=0, description="A frame older than this since the server received it is dropped as late "
+        "(never classified, never actuates); after a stall the backlog is discarded"
+    )
     decision_frames: int = Field(
         default=3, ge=1, le=1000, description="Consecutive predictions a label needs before it becomes the decision"
     )
@@ -87,7 +91,7 @@ class WebConfig(BaseModel):
         description="When set, every API request and Socket.IO connection must carry it (LAN use; docs/web_app.md)",
     )
     max_events_per_s: float = Field(
-        default=120.0, gt=0, description="Socket.IO events one connection may send per second (bursts of twice that); "
+        default=120.0, gt=0, description="Socket.IO events one connection may send per second (bursts of 4 s worth); "
         "the excess is dropped with a `rate_limited` notice",
     )
     idle_timeout_s: float = Field(
