@@ -40,12 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spml_core.errors import SpmlError
+from stream_pose_ml.learning.model_analysis import ModelAnalysisMixin, ModelBuilderError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # Identifier, position and label columns of spml and StreamPoseML datasets: never features.
+__all__ = ["ModelBuilder", "ModelBuilderError"]
+
 META_COLUMNS = frozenset({
     "Unnamed: 0", "", "video", "video_id", "subject", "example", "start_frame", "end_frame", "n_frames",
     "frame", "frame_number", "step_frame_id", "frame_length", "timestamp_ms", "width", "height",
@@ -65,12 +67,11 @@ RF_PARAMS = {"n_estimators": "n_estimators", "max_depth": "max_depth", "max_feat
              "subsample": "subsample", "colsample_bynode": "colsample_bynode"}
 
 
-class ModelBuilderError(SpmlError):
-    """A ModelBuilder step was called with bad input or out of order."""
+class ModelBuilder(ModelAnalysisMixin):
+    """Load a formatted dataset CSV, split it honestly, train, evaluate and save a safe bundle.
 
-
-class ModelBuilder:
-    """Load a formatted dataset CSV, split it honestly, train, evaluate and save a safe bundle."""
+    PCA, feature elimination, k-means and MLflow export: ``model_analysis.ModelAnalysisMixin``.
+    """
 
     def __init__(self) -> None:
         self.data: pd.DataFrame | None = None
@@ -86,6 +87,9 @@ class ModelBuilder:
         self._value_mapped: set[str] = set()
         self._span: tuple[np.ndarray, np.ndarray] | None = None
         self.notes: list[str] = []
+        self.run_PCA = False
+        self.signature: Any = None
+        self.input_example: Any = None
 
     # -- data ------------------------------------------------------------------------------------
     def load_and_prep_dataset_from_csv(
@@ -329,6 +333,9 @@ class ModelBuilder:
         from spml_core.keypoints.sequence import file_sha256
 
         self._require("save_model_and_datasets", "model")
+        if self.run_PCA:
+            raise ModelBuilderError("save_model_and_datasets: a model trained on PCA components cannot be saved as "
+                                    "a bundle (it would need the projection at prediction time); train without run_pca")
         assert self.X is not None and self.data_file is not None and self.target is not None
         if model_type is not None:
             wanted = MODEL_TYPES.get(str(model_type).lower())
