@@ -79,6 +79,15 @@ class TrainStage(Strict):
     pool: list[Literal["mean", "max", "std"]] = Field(default_factory=list, description="Pool windows instead of flattening")
     seed: int = 0
     zip: bool = Field(False, description="Also write <out>.zip")
+    background: str | None = Field(None, description="Keep unlabelled frames as this explicit class")
+    reject_keep: float | None = Field(
+        0.95, gt=0, le=1, description="Answer 'unknown' below the calibrated probability keeping this share of correct "
+        "cross-validated answers; null: never")
+    mirror: list[str] | None = Field(
+        None, description="Mirrored training copies; label pairs that swap, e.g. ['Left Step<->Right Step'] ([]: none swap)")
+    time_warp: list[float] = Field(default_factory=list, description="Speed factors of resampled training copies, e.g. [0.9, 1.1]")
+    jitter: float = Field(0.0, ge=0, description="Gaussian noise copy of the training folds (share of the frame)")
+    fail_on_warning: bool = Field(False, description="Stop the run when metrics.json has quality warnings")
 
 
 class EvaluateStage(Strict):
@@ -88,6 +97,7 @@ class EvaluateStage(Strict):
     dataset: Path
     out: Path | None = Field(None, description="Output folder (default: <bundle>/eval-<dataset name>)")
     mode: Literal["auto", "holdout", "cv"] = "auto"
+    fail_on_warning: bool = Field(False, description="Stop the run when the report has quality warnings")
 
 
 class PipelineConfig(Strict):

@@ -1,202 +1,106 @@
-"""Config-driven runs: `spml run config.yml` executes the configured stages in order."""
+"""Config-driven runs: `spml run config.yml` executes the configured stages in order, on one registry."""
 
 from __future__ import annotations
 
-import importlib
-import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spml_core.config import Config, load_config, validate_components
-from spml_core.errors import SpmlError
-from spml_core.keypoints.extract import (
-    ExtractResult,
-    check_output_dir,
-    find_videos,
-    plan_jobs,
-    run_job,
+from spml_core.config import (
+    Config,
+    DatasetStage,
+    EvaluateStage,
+    ExtractStage,
+    TrainStage,
+    load_config,
+    validate_components,
 )
-from spml_core.keypoints.resume import resume_plan
-from spml_core.keypoints.runlog import RunManifest
-from spml_core.keypoints.sequence import file_sha256
-from spml_core.registry import validate_options
-from spml_core.util.progress import progress_bar
+from spml_core.datasets.build import build_and_write
+from spml_core.errors import SpmlError
+from spml_core.features.offline import formatting_step
+from spml_core.features.spec import FeaturePipelineSpec
+from spml_core.keypoints.batch import run_extract
+from spml_core.models.augment import AugmentSettings, parse_label_map
+from spml_core.models.evaluation import evaluate_bundle
+from spml_core.models.examples import default_spec
+from spml_core.models.training import TrainResult, train
+from spml_core.registry import Registry
 
-# Stage name -> "module:function(cfg, stage_config)"; each stage's module owns its logic.
-STAGES: dict[str, str] = {
-    "extract": "spml_core.pipeline:run_extract_stage",
-    "dataset": "spml_core.datasets.build:run_dataset_stage",
-    "train": "spml_core.models.training:run_train_stage",
-    "evaluate": "spml_core.models.evaluation:run_evaluate_stage",
-}
-
-
-def run_extract(
-    videos: Path | list[Path],
-    out_dir: Path,
-    estimator: str = "mediapipe",
-    options: dict[str, Any] | None = None,
-    *,
-    executor: str = "local",
-    executor_options: dict[str, Any] | None = None,
-    formats: tuple[str, ...] = ("parquet",),
-    json_summary: bool = False,
-    registry: Any = None,
-    quiet: bool = False,
-    retries: int | None = None,
-) -> list[ExtractResult]:
-    """Extract keypoints of every video (a file, a folder or a list) into `out_dir`, skipping up-to-date ones.
-
-    Resumable: `<out_dir>/.spml-run.jsonl` records every video's inputs and output, so a re-run
-    (after a crash, Ctrl-C or SIGKILL) redoes only missing, failed or stale outputs. A failing
-    video is retried `retries` times (default 1) while the others go on.
-    """
-    from spml_core.execution import DEFAULT_RETRIES, create_executor
-    from spml_core.registry import Registry, print_load_errors
-
-    registry = registry or Registry().load()
-    print_load_errors(registry)
-    est_cls = registry.get("pose_estimator", estimator)
-    # Canonical options (defaults filled in) so that skip checks compare like with like.
-    opts = validate_options(est_cls, options or {}, f"{estimator} options").model_dump(mode="json")
-    ex = create_executor(registry, executor, executor_options or {})
-    video_list = [Path(v) for v in videos] if isinstance(videos, list) else find_videos(Path(videos))
-    check_output_dir(Path(out_dir))
-    jobs = plan_jobs(video_list, Path(out_dir), estimator, opts, formats)
-
-    results: list[ExtractResult] = []
-    hashed = []
-    for job in jobs:
-        try:
-            job.sha256 = file_sha256(job.video)
-        except OSError as exc:
-            results.append(ExtractResult(job.video, job.out, "failed", message=f"cannot read: {exc.strerror}"))
-            continue
-        hashed.append(job)
-    with RunManifest.open(Path(out_dir)) as manifest:
-        if manifest.removed_parts and not quiet:
-            print(f"spml extract: removed {len(manifest.removed_parts)} partial file(s) of an interrupted run",
-                  file=sys.stderr)
-        skipped, todo = resume_plan(manifest, hashed)
-        results += skipped
-        results += _extract_with_retries(
-            ex, todo, manifest, DEFAULT_RETRIES if retries is None else retries, quiet
-        )
-    for r in results:
-        if r.status == "skipped" and not quiet:
-            print(_describe(r))
-    failed = [r for r in results if r.status == "failed"]
-    if failed and not quiet:  # repeated here, next to the summary, so they are not lost in the scroll
-        print("failed videos:", *(_describe(r) for r in failed), sep="\n", file=sys.stderr)
-    if json_summary:
-        print(json.dumps([_as_json(r) for r in results], indent=2))
-    if not quiet:
-        done = sum(r.status == "written" for r in results)
-        skipped = sum(r.status == "skipped" for r in results)
-        print(f"spml extract: {done} written, {skipped} up to date, {len(failed)} failed -> {out_dir}",
-              file=sys.stderr)
-    return results
+__all__ = ["STAGES", "run_config", "run_extract"]
 
 
-def _extract_with_retries(
-    ex: Any, todo: list[Any], manifest: Any, retries: int, quiet: bool
-) -> list[ExtractResult]:
-    """Run jobs on the executor, recording each start and end in the manifest; one bar for all workers."""
-    from spml_core.execution import map_with_retries
-    from spml_core.keypoints.resume import result_record, running_records
-
-    frames = {j.out: _frame_count(j.video) for j in todo}
-    results: list[ExtractResult] = []
-    with progress_bar(total=sum(frames.values()), unit="frame", desc="extract", disable=quiet or not todo) as bar:
-
-        def before_round(jobs: list[Any], attempt: int) -> None:
-            manifest.append(running_records(manifest, jobs))
-            if attempt > 1:  # retried videos are decoded again from the start
-                bar.total = (bar.total or 0) + sum(frames[j.out] for j in jobs)
-                bar.refresh()
-
-        for job, result, attempt, final in map_with_retries(
-            ex, run_job, todo, retries=retries, is_failure=_is_failure,
-            on_progress=bar.update, before_round=before_round,
-        ):
-            if isinstance(result, BaseException):
-                result = ExtractResult(job.video, job.out, "failed", message=f"{type(result).__name__}: {result}")
-            result.attempts = attempt
-            manifest.append([result_record(manifest, job, result)])
-            if final:
-                results.append(result)
-            if not quiet:
-                bar.write(_describe(result) if final else
-                          f"  {job.video}: failed on attempt {attempt} of {retries + 1}, retrying: {result.message}")
-    return results
-
-
-def _is_failure(result: Any) -> bool:
-    return isinstance(result, BaseException) or result.status == "failed"
-
-
-def _frame_count(video: Path) -> int:
-    try:
-        import cv2
-
-        cap = cv2.VideoCapture(str(video))
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        cap.release()
-        return max(n, 0)
-    except Exception:
-        return 0
-
-
-def _describe(r: ExtractResult) -> str:
-    if r.status == "written":
-        fps = r.frames / r.seconds if r.seconds else 0.0
-        note = f"; {r.message}" if r.message else ""
-        return (f"  {r.video.name}: {r.frames} frames, person in {r.detected}, "
-                f"{fps:.1f} frames/s -> {r.out}{note}")
-    if r.status == "skipped":
-        return f"  {r.video.name}: up to date ({r.out})"
-    tries = f" (after {r.attempts} attempts)" if r.attempts > 1 else ""
-    return f"  {r.video}: FAILED: {r.message}{tries}"
-
-
-def _as_json(r: ExtractResult) -> dict[str, Any]:
-    return {
-        "video": str(r.video), "out": str(r.out), "status": r.status, "frames": r.frames,
-        "detected": r.detected, "seconds": round(r.seconds, 3), "message": r.message, "attempts": r.attempts,
-    }
-
-
-def run_extract_stage(cfg: Config, stage: Any) -> Any:
-    """The `extract` stage of `spml run`."""
+def run_extract_stage(cfg: Config, stage: ExtractStage, registry: Registry) -> Any:
+    """The `extract` stage: pipeline.extract (videos, out, estimator, executor)."""
     ex = stage.executor
     results = run_extract(
         cfg.resolve(stage.videos), cfg.resolve(stage.out), stage.estimator.use, stage.estimator.options,
         executor=ex.use if ex else "local",
         executor_options=(ex.options if ex else {}) | ({"workers": stage.workers} if stage.workers else {}),
         formats=("parquet", "streamposeml") if stage.format == "streamposeml" else ("parquet",),
-        retries=stage.retries,
+        retries=stage.retries, registry=registry,
     )
     if any(r.status == "failed" for r in results):
         raise SpmlError("extract: some videos failed (see above); finished outputs are kept")
     return results
 
 
-def run_config(path: Path, only: list[str] | None = None) -> Config:
-    """Validate config.yml (both passes), then run each configured stage in order."""
-    from spml_core.registry import Registry
+def run_dataset_stage(cfg: Config, stage: DatasetStage, registry: Registry) -> Any:
+    """The `dataset` stage: build, format when configured, write dataset and report."""
+    formatting = spec = None
+    if stage.features or stage.feature_options or stage.segmentation is not None or stage.decimals is not None:
+        # Resolved now, so unknown feature or strategy names fail before any keypoints are read.
+        spec = FeaturePipelineSpec.from_stage(stage).resolve(registry)
+        formatting = formatting_step(spec, registry=registry)
+    ex = stage.executor  # absent: the single-process build (fastest for most datasets)
+    return build_and_write(
+        cfg.resolve(stage.keypoints), cfg.resolve(stage.annotations), cfg.resolve(stage.out),
+        cfg.annotation_schema, parser=stage.parser.use, parser_options=stage.parser.options,
+        include_unlabeled=stage.include_unlabeled, strict=stage.strict, formatting=formatting,
+        feature_spec=spec, executor=ex.use if ex else None, executor_options=ex.options if ex else None,
+        retries=stage.retries, registry=registry,
+    )
 
+
+def run_train_stage(cfg: Config, stage: TrainStage, registry: Registry) -> TrainResult:
+    """The `train` stage: pipeline.train (dataset, target, out, model, search, split)."""
+    spec = default_spec(stage.target, stage.features or None, stage.window, stage.stride, stage.pool or None,
+                        feature_options=stage.feature_options)
+    return train(cfg.resolve(stage.dataset), stage.target, cfg.resolve(stage.out), stage.model.use,
+                 stage.model.options, spec=spec, split=stage.split, n_splits=stage.folds, search=stage.search,
+                 seed=stage.seed, zip_bundle=stage.zip, registry=registry, background=stage.background,
+                 reject_keep=stage.reject_keep, fail_on_warning=stage.fail_on_warning,
+                 augment=AugmentSettings(mirror=parse_label_map(stage.mirror) if stage.mirror is not None else None,
+                                         time_warp=stage.time_warp, jitter=stage.jitter, seed=stage.seed))
+
+
+def run_evaluate_stage(cfg: Config, stage: EvaluateStage, registry: Registry) -> dict[str, Any]:
+    """The `evaluate` stage: score pipeline.evaluate.bundle on pipeline.evaluate.dataset."""
+    out = cfg.resolve(stage.out) if stage.out else None
+    return evaluate_bundle(cfg.resolve(stage.bundle), cfg.resolve(stage.dataset), out, mode=stage.mode,
+                           registry=registry, fail_on_warning=stage.fail_on_warning)
+
+
+STAGES: dict[str, Callable[[Config, Any, Registry], Any]] = {
+    "extract": run_extract_stage,
+    "dataset": run_dataset_stage,
+    "train": run_train_stage,
+    "evaluate": run_evaluate_stage,
+}
+
+
+def run_config(path: Path, only: list[str] | None = None, registry: Registry | None = None) -> Config:
+    """Validate config.yml (both passes), then run each configured stage in order on one registry."""
     cfg = load_config(path)
-    registry = Registry().load()
+    registry = registry or Registry().load()
     validate_components(cfg, registry, str(path))
     ran = []
-    for name, target in STAGES.items():
+    for name, run_stage in STAGES.items():
         stage = getattr(cfg.pipeline, name, None)
         if stage is None or (only and name not in only):
             continue
-        modname, func = target.split(":")
         print(f"== spml run: {name}", file=sys.stderr)
-        getattr(importlib.import_module(modname), func)(cfg, stage)
+        run_stage(cfg, stage, registry)
         ran.append(name)
     if not ran:
         raise SpmlError(f"{path}: no pipeline stages configured (add pipeline.extract, pipeline.dataset, ...)")

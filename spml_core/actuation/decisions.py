@@ -174,10 +174,19 @@ class DecisionEngine:
         label: str | None,
         probabilities: Mapping[str, float] | None = None,
         frame: int | None = None,
+        status: str | None = None,
     ) -> list[Decision]:
-        """Feed one prediction; returns the decisions it causes (often none)."""
+        """Feed one prediction; returns the decisions it causes (often none).
+
+        Fail safe: a prediction without a label, or with any status but ``ok`` (unknown, no_person,
+        warming_up, ...), counts for no class and ends a running bout, whatever its probabilities.
+        """
         s, cfg = self._s, self.config
         out: list[Decision] = []
+        if status not in (None, "ok"):
+            label = None
+        if label is None:
+            probabilities = {}
         if s.last_t is not None and t_ms < s.last_t:
             # Timestamps went backwards: a new stream (camera restarted). Close the old one.
             out += self.end()

@@ -119,6 +119,10 @@ class Calibration(_Strict):
     reject_below: float = Field(0.0, ge=0, le=1, description="Calibrated top probability below which the answer is unknown")
     keep_correct: float | None = Field(None, description="Share of correct out-of-fold answers the threshold keeps")
     background: str | None = Field(None, description="Class trained on unlabelled frames (--background), if any")
+    novelty_threshold: float | None = Field(None, ge=0, description="RMS z-distance to the nearest class mean above "
+                                            "which a window is unlike every class (unknown)")
+    centers: list[list[float]] | None = Field(None, description="Mean feature row of each class (manifest class order)")
+    scale: list[float] | None = Field(None, description="Pooled within-class standard deviation of each feature")
 
 
 class Augmentation(_Strict):

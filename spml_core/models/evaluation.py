@@ -17,7 +17,16 @@ from spml_core.models.splits import SplitPlan, plan_splits
 
 if TYPE_CHECKING:
     from spml_core.models.examples import ExampleSet
+from spml_core.keypoints.sequence import file_sha256
+from spml_core.models.examples import ExampleSet, load_examples, read_table
+from spml_core.models.importance import PermutationImportance
 from spml_core.models.plots import confusion_png, timeline_png
+from spml_core.models.quality import as_warning, folds_warning
+from spml_core.models.trust import add_trust, holdout_calibration, trust_files, trust_lines
+from spml_core.models.predictor import load_bundle
+from spml_core.registry import Registry
+from spml_core.util.atomic import write_bytes_atomic
+from spml_core.util.progress import progress_bar
 
 CONFUSION_PNG = "confusion_matrix.png"
 
@@ -42,6 +51,7 @@ class CVResult:
     folds: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    fold_of: np.ndarray | None = None  # the fold that tested each row (-1: untested)
 
 
 def _place_proba(proba: np.ndarray, model_classes: list[str], classes: list[str]) -> np.ndarray:
@@ -55,7 +65,7 @@ def _place_proba(proba: np.ndarray, model_classes: list[str], classes: list[str]
 
 def fit_predict(
     ex: ExampleSet, model_name: str, options: dict[str, Any], train: np.ndarray, test: np.ndarray,
-    classes: list[str], registry: Any,
+    classes: list[str], registry: Any, on_model: Any = None, extra: Any = None,
 ) -> tuple[np.ndarray, str | None]:
     """Fit a fresh model on ``train`` rows, return probabilities for ``test`` rows (global class order).
 
@@ -71,26 +81,32 @@ def fit_predict(
     model = registry.create("model", model_name, options)
     model.show_progress = False
     rank = getattr(model, "input_rank", 2)
-    model.fit(ex.model_input(rank, train), ex.y[train], groups=ex.groups[train])
+    X, y, groups = ex.X[train], ex.y[train], ex.groups[train]
+    if extra is not None:  # augmented copies of the training rows only (augment.py)
+        X, y, groups = extra.training_rows(train, X, y, groups)
+    model.fit(ex.shape_input(rank, X), y, groups=groups)
+    if on_model is not None:
+        on_model(lambda rows: _place_proba(model.predict_proba(ex.shape_input(rank, rows)), list(model.classes_),
+                                           classes), ex.X[test], ex.y[test], classes)
     return _place_proba(model.predict_proba(ex.model_input(rank, test)), list(model.classes_), classes), None
 
 
 def cross_validate(
     ex: ExampleSet, model_name: str, options: dict[str, Any], plan: SplitPlan, registry: Any,
     *, show_progress: bool = True, desc: str = "cross-validation",
-    choose_options: Any = None,
+    choose_options: Any = None, on_model: Any = None, extra: Any = None,
 ) -> CVResult:
     """Fit one model per fold and collect out-of-fold predictions and per-fold metrics.
 
     ``choose_options(train_rows) -> options`` (nested search) picks each fold's options from its
     training rows only, so the outer test rows never influence the choice.
     """
-    from spml_core.util.progress import progress_bar
 
     classes = ex.classes
     n = len(ex)
     proba = np.zeros((n, len(classes)))
     tested = np.zeros(n, dtype=bool)
+    fold_of = np.full(n, -1, dtype=np.int64)
     folds: list[dict[str, Any]] = []
     warnings = list(plan.warnings)
     with progress_bar(len(plan.folds), desc=desc, unit="fold", disable=not show_progress) as bar:
@@ -100,9 +116,10 @@ def cross_validate(
                 bar.update(1)
                 continue
             opts = choose_options(fold.train) if choose_options else options
-            p, note = fit_predict(ex, model_name, opts, fold.train, fold.test, classes, registry)
+            p, note = fit_predict(ex, model_name, opts, fold.train, fold.test, classes, registry, on_model, extra)
             proba[fold.test] = p
             tested[fold.test] = True
+            fold_of[fold.test] = i
             y_pred = np.asarray(classes, dtype=object)[p.argmax(axis=1)]
             m = classification_metrics(ex.y[fold.test], y_pred, classes)
             info = {
@@ -124,7 +141,7 @@ def cross_validate(
             bar.update(1)
     pred = np.full(n, None, dtype=object)
     pred[tested] = np.asarray(classes, dtype=object)[proba[tested].argmax(axis=1)]
-    return CVResult(plan, classes, pred, proba, tested, folds, warnings, dict(options))
+    return CVResult(plan, classes, pred, proba, tested, folds, warnings, dict(options), fold_of)
 
 
 def _frame_span(ex: ExampleSet, rows: np.ndarray) -> dict[str, list[int]]:
@@ -197,11 +214,12 @@ def holdout_report(ex: ExampleSet, proba: np.ndarray, classes: list[str], **cont
 
 def report_files(ex: ExampleSet, report: dict[str, Any], pred: np.ndarray, classes: list[str], title: str,
                  stride: int = 1) -> dict[str, bytes]:
-    """metrics.json, confusion_matrix.png and timeline.png as bytes, ready to write."""
+    """metrics.json, confusion_matrix.png, timeline.png (and reliability/importance PNGs) as bytes, ready to write."""
     return {
         METRICS_JSON: (json.dumps(report, indent=2, default=_json_default) + "\n").encode(),
         CONFUSION_PNG: confusion_png(report["overall"], title),
         TIMELINE_PNG: timeline_png(ex, pred, classes, title, stride),
+        **trust_files(report, title),
     }
 
 
@@ -234,9 +252,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             extra = f", no annotated event recognised (0/{lat['events']})"
         lines.append(f"  {c}: precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1']:.3f} "
                      f"(n={m['support']}){extra}")
-    for w in report.get("warnings", []):
-        lines.append(f"warning: {w}")
-    return lines
+    return lines + trust_lines(report)
 
 
 # -- spml evaluate --------------------------------------------------------------------------
@@ -250,18 +266,14 @@ def default_eval_dir(bundle: Path, dataset: Path) -> Path:
 
 def evaluate_bundle(
     bundle: str | os.PathLike[str], dataset: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
-    *, mode: str = "auto", split: str = "auto", n_splits: int = 5, quiet: bool = False, registry: Any = None,
+    *, mode: str = "auto", split: str | None = None, n_splits: int | None = None, quiet: bool = False,
+    registry: Any = None, fail_on_warning: bool = False,
 ) -> dict[str, Any]:
     """Score a bundle on a dataset and write metrics.json + plots; returns the report.
 
     mode ``auto``: cross-validate the bundle's recipe when the dataset is its training data (same
     sha256), else predict with the fitted model (``holdout``); ``cv`` / ``holdout`` force one.
     """
-    from spml_core.keypoints.sequence import file_sha256
-    from spml_core.models.predictor import load_bundle
-    from spml_core.models.examples import load_examples
-    from spml_core.registry import Registry
-    from spml_core.util.atomic import write_bytes_atomic
 
     bundle, dataset = Path(bundle), Path(dataset)
     registry = registry or Registry().load()
@@ -284,24 +296,36 @@ def evaluate_bundle(
     if spec is None:
         ex = _preformatted_examples(dataset, m)
     else:
-        ex = load_examples(dataset, m.target, spec, registry=registry, quiet=quiet)
+        background = m.calibration.background if m.calibration is not None else None
+        ex = load_examples(dataset, m.target, spec, registry=registry, quiet=quiet,
+                           background=background)
     context = {"target": m.target, "model": m.model.component, "options": m.model.options,
                "bundle": str(bundle), "dataset": {"file": str(dataset), "sha256": digest},
                "same_as_training_data": same}
     title = f"{m.target}: {m.model.component} on {dataset.name}"
     stride = _stride(spec)
     if mode == "cv":
-        plan = plan_splits(split, groups=ex.groups, group_column=ex.group_column, sequences=ex.video,
-                           start=ex.start, end=ex.end, window=ex.window, n_splits=n_splits)
-        cv = cross_validate(ex, m.model.component, m.model.options, plan, registry, show_progress=not quiet)
+        # The folds training used, unless told otherwise: only then are the two reports comparable.
+        recorded = m.metrics.get("cv_settings") or {}
+        plan = plan_splits(split or recorded.get("split", "auto"), groups=ex.groups, group_column=ex.group_column,
+                           sequences=ex.video, start=ex.start, end=ex.end, window=ex.window,
+                           n_splits=n_splits or recorded.get("folds", 5), seed=recorded.get("seed", 0))
+        perm = PermutationImportance(ex.columns, recorded.get("seed", 0))
+        cv = cross_validate(ex, m.model.component, m.model.options, plan, registry, show_progress=not quiet,
+                            on_model=perm)
         report = evaluation_report(ex, cv, **context)
+        add_trust(report, ex, cv, importance=perm, keep=recorded.get("reject_keep") or 0.95)
+        trained = {"kind": recorded.get("kind"), "n_folds": recorded.get("n_folds")} if recorded else None
+        report["warnings"] += folds_warning(trained, plan.kind, len(plan.folds))
         pred = cv.pred
     elif mode == "holdout":
         proba = predictor.predict_rows(ex.X)
         report, pred = holdout_report(ex, proba, predictor.classes, **context)
+        report["calibration"] = holdout_calibration(proba, ex.y, predictor.classes, predictor.temperature,
+                                                    predictor.threshold)
     else:
         raise SpmlError(f"unknown evaluation mode {mode!r}: use auto, cv or holdout")
-    report["warnings"] = warnings + report.get("warnings", [])
+    report["warnings"] = [as_warning(w) for w in warnings + report.get("warnings", [])]
     out_dir = Path(out) if out else default_eval_dir(bundle, dataset)
     classes = predictor.classes if mode == "holdout" else cv.classes
     for name, data in report_files(ex, report, pred, classes, title, stride).items():
@@ -311,6 +335,9 @@ def evaluate_bundle(
         for line in summary_lines(report):
             print(line)
         print(f"spml evaluate: metrics.json, {CONFUSION_PNG}, {TIMELINE_PNG} -> {out_dir}", file=sys.stderr)
+    if fail_on_warning and report["warnings"]:
+        raise SpmlError(f"{len(report['warnings'])} quality warning(s) and --fail-on-warning: "
+                        + "; ".join(w["code"] for w in report["warnings"]))
     return report
 
 
@@ -323,7 +350,6 @@ def _stride(spec: Any) -> int:
 
 def _preformatted_examples(dataset: Path, manifest: Any) -> ExampleSet:
     """Examples of a bundle trained on preformatted columns (seed CSV): the same columns, read as is."""
-    from spml_core.models.examples import ExampleSet, read_table
 
     df = read_table(dataset)
     cols = manifest.features.columns
@@ -342,10 +368,3 @@ def _preformatted_examples(dataset: Path, manifest: Any) -> ExampleSet:
         frame_features=manifest.features.frame_features, frame_size=None,
         frame_labels={str(v): (frame[video == v], y[video == v]) for v in np.unique(video)},
     )
-
-
-def run_evaluate_stage(cfg: Any, stage: Any) -> dict[str, Any]:
-    """The `evaluate` stage of `spml run`: score pipeline.evaluate.bundle on pipeline.evaluate.dataset."""
-    out = cfg.resolve(stage.out) if stage.out else None
-    return evaluate_bundle(cfg.resolve(stage.bundle), cfg.resolve(stage.dataset), out, mode=stage.mode)
-

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spml_core.datasets.io import read_dataset
 from spml_core.errors import SpmlError
+from spml_core.features.offline import format_dataset_frames
+from spml_core.features.spec import FeaturePipelineSpec, read_feature_spec
 from spml_core.keypoints.skeleton import landmark_columns
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ class ExampleSet:
     frame_labels: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     rows_in_file: int = 0
+    background: str | None = None  # the class given to unlabelled frames (--background), if any
 
     def __len__(self) -> int:
         return int(self.y.size)
@@ -65,7 +69,10 @@ class ExampleSet:
 
     def model_input(self, rank: int, idx: np.ndarray | None = None) -> np.ndarray:
         """X for a model: rows (rank 2) or (n, frames, features per frame) sequences (rank 3)."""
-        X = self.X if idx is None else self.X[idx]
+        return self.shape_input(rank, self.X if idx is None else self.X[idx])
+
+    def shape_input(self, rank: int, X: np.ndarray) -> np.ndarray:
+        """Feature rows shaped for a model of ``rank`` (2: as is; 3: frames of the window)."""
         if rank == 2:
             return X
         if not self.frame_features:
@@ -87,7 +94,6 @@ def default_spec(
 ) -> FeaturePipelineSpec:
     """The spec `spml train` uses: windows of ``window`` frames every ``stride`` frames, named by
     the target's label on the window's last frame, flattened (or pooled with ``pool``)."""
-    from spml_core.features.spec import FeaturePipelineSpec
 
     if window < 1 or stride < 1:
         raise SpmlError(f"--window and --stride must be at least 1 (got {window} and {stride})")
@@ -134,7 +140,6 @@ def _groups(df: pd.DataFrame, video: np.ndarray) -> tuple[np.ndarray, str]:
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a dataset file (.parquet or .csv) with a clear error."""
-    from spml_core.datasets.io import read_dataset
 
     try:
         return read_dataset(path)
@@ -151,6 +156,7 @@ def load_examples(
     *,
     registry: Any = None,
     quiet: bool = True,
+    background: str | None = None,
 ) -> ExampleSet:
     """Feature rows and labels of ``target`` from a dataset file (or DataFrame), through ``spec``.
 
@@ -158,8 +164,6 @@ def load_examples(
     formatted by `spml dataset` is used as is with the spec stored beside it. Examples without a
     label of the target are left out (and counted in ``notes``).
     """
-    from spml_core.features.offline import format_dataset_frames
-    from spml_core.features.spec import read_feature_spec
 
     if isinstance(dataset, (str, os.PathLike)):
         path = Path(dataset)
@@ -174,6 +178,8 @@ def load_examples(
         raise SpmlError(f"{name}: no 'video' column; use a dataset written by `spml dataset`")
     rows_in_file = len(df)
     notes: list[str] = []
+    if background is not None:
+        df = with_background(df, target, background, name)
     per_frame = all(c in df.columns for c in landmark_columns())
     frame_size = None
     if per_frame:
@@ -237,5 +243,18 @@ def load_examples(
         start=start, end=end, spec=spec, columns=list(spec.columns), window=window,
         frame_features=frame_features, frame_size=frame_size,
         fps=_fps(frame_source) if frame_source is not None else {}, frame_labels=frame_labels,
-        notes=notes, rows_in_file=rows_in_file,
+        notes=notes, rows_in_file=rows_in_file, background=background,
     )
+
+
+def with_background(df: pd.DataFrame, target: str, background: str, name: str = "dataset") -> pd.DataFrame:
+    """A copy of the table whose unlabelled rows carry ``background`` as an explicit class of ``target``."""
+    present = set(df[target].dropna().astype(str).unique().tolist())
+    if background in present:
+        raise SpmlError(f"{name}: --background {background!r} is already a label of '{target}'; choose a new name")
+    if df[target].notna().all():
+        raise SpmlError(f"{name}: --background {background!r}: every row has a '{target}' label, so there are no "
+                        "unlabelled frames to learn it from (build the dataset with include_unlabeled)")
+    df = df.copy()
+    df[target] = df[target].astype(object).where(df[target].notna(), background)
+    return df

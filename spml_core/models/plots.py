@@ -94,3 +94,49 @@ def timeline_png(
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _png(fig)
 
+
+
+def reliability_png(calibration: dict[str, Any], title: str) -> bytes:
+    """Reliability diagram: accuracy against confidence per bin, before and after calibration."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfectly calibrated")
+    for key, colour, name in (("reliability_before", "tab:red", "before"), ("reliability_after", "tab:blue", "after")):
+        rel = calibration[key]
+        n = np.asarray(rel["count"])
+        ok = n > 0
+        ece = calibration["ece_" + name]
+        ax.plot(np.asarray(rel["confidence"])[ok], np.asarray(rel["accuracy"])[ok], "o-", color=colour,
+                label=f"{name} calibration (ECE {ece:.3f})")
+    threshold = calibration.get("rejection", {}).get("threshold")
+    if threshold:
+        ax.axvline(threshold, color="black", lw=1, ls=":", label=f"'unknown' below {threshold:.2f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("top probability (confidence)")
+    ax.set_ylabel("share correct")
+    ax.set_title(title + f"\nT = {calibration['temperature']:.2f}", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    return _png(fig)
+
+
+def importance_png(importance: dict[str, Any], title: str, top: int = 20) -> bytes:
+    """Horizontal bars of the top features: permutation importance and, when the model has it, native gain."""
+    plt = _pyplot()
+    panels = [(k, importance[k]) for k in ("permutation", "native") if importance.get(k) and importance[k]["features"]]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 0.9 + 0.28 * top),
+                             squeeze=False)
+    for ax, (kind, part) in zip(axes[0], panels):
+        feats = part["features"][:top][::-1]
+        values = [f["importance"] for f in feats]
+        errors = [f.get("std", 0.0) for f in feats] if kind == "permutation" else None
+        ax.barh(range(len(feats)), values, xerr=errors, color="tab:blue" if kind == "permutation" else "tab:green")
+        ax.set_yticks(range(len(feats)), [f["feature"] for f in feats], fontsize=8)
+        ax.set_xlabel("drop in balanced accuracy when shuffled" if kind == "permutation" else "share of total gain")
+        ax.set_title("held-out permutation importance" if kind == "permutation" else "native importance (final model)",
+                     fontsize=9)
+    if not panels:
+        axes[0, 0].text(0.5, 0.5, "no importances", ha="center")
+    fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    fig.tight_layout()
+    return _png(fig)

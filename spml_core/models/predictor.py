@@ -15,6 +15,7 @@ from spml_core.features.spec import FeaturePipelineSpec
 from spml_core.models.archive import BundleError
 from spml_core.models.batch import predict_sequence
 from spml_core.models.calibration import apply_temperature
+from spml_core.models.novelty import distance
 from spml_core.models.bundle import (
     MODEL_DIR,
     Features,
@@ -68,6 +69,7 @@ class Predictor:
         self.source = source
         self.classes: list[str] = list(manifest.classes)
         self.target = manifest.target
+        self._novelty: tuple[np.ndarray, np.ndarray] | None = None
         self.spec = _load_spec(manifest.features) if manifest.features.kind == "pipeline" else None
         if self.spec is not None:
             try:
@@ -131,15 +133,22 @@ class Predictor:
         cal = self.manifest.calibration
         return cal.reject_below if cal is not None else 0.0
 
-    def unknown(self, proba: np.ndarray) -> np.ndarray:
-        """Rows (of calibrated probabilities) whose top probability is below the bundle's rejection threshold."""
-        return np.nanmax(np.atleast_2d(proba), axis=1) < self.threshold
+    def unknown(self, proba: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Which rows to answer unknown: calibrated top probability below the bundle's threshold, or (given
+        the feature ``rows``) a window farther from every class than the training data ever was."""
+        out = np.nanmax(np.atleast_2d(proba), axis=1) < self.threshold
+        cal = self.manifest.calibration
+        if rows is not None and cal is not None and cal.novelty_threshold is not None and cal.centers:
+            if self._novelty is None:
+                self._novelty = (np.asarray(cal.centers), np.asarray(cal.scale))
+            out |= distance(rows, *self._novelty) > cal.novelty_threshold
+        return out
 
-    def _result(self, proba: np.ndarray) -> dict[str, Any]:
+    def _result(self, proba: np.ndarray, row: np.ndarray | None = None) -> dict[str, Any]:
         i = int(np.argmax(proba))
         out: dict[str, Any] = {"label": self.classes[i],
                                "probabilities": {c: float(p) for c, p in zip(self.classes, proba)}}
-        if self.unknown(proba)[0]:
+        if self.unknown(proba, row)[0]:
             # Unlike every class it knows: no label, and the decision layer treats it as off.
             out.update(label=None, status=UNKNOWN)
         return out
@@ -151,8 +160,8 @@ class Predictor:
         if xyzv.ndim != 3 or xyzv.shape[1:] != (33, 4):
             raise SpmlError(f"predict_window expects keypoints shaped (frames, 33, 4), got {xyzv.shape}")
         w, h = _frame_size(self.manifest, width, height)
-        row = spec.transform_window(xyzv, w, h)
-        return self._result(self.predict_rows(self.select(row))[0])
+        row = self.select(spec.transform_window(xyzv, w, h))
+        return self._result(self.predict_rows(row)[0], row)
 
     def select(self, row: np.ndarray) -> np.ndarray:
         """The model's columns of a full feature-spec row (identity unless trained on a subset)."""

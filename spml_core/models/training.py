@@ -194,7 +194,7 @@ def train(
     report = evaluation_report(ex, cv, **context)
     if search_info:
         report["search"] = search_info
-    add_trust(report, ex, cv, importance=perm, keep=reject_keep or 0.95, reject=reject_keep is not None)
+    novelty = add_trust(report, ex, cv, importance=perm, keep=reject_keep or 0.95, reject=reject_keep is not None)
     report["cv_settings"] = {"split": split, "folds": n_splits, "seed": seed, "kind": plan.kind,
                              "n_folds": len(plan.folds), "reject_keep": reject_keep}
 
@@ -224,7 +224,9 @@ def train(
         notes=notes,
         calibration=Calibration(temperature=cal.get("temperature", 1.0),
                                 reject_below=(cal.get("rejection") or {}).get("threshold") or 0.0,
-                                keep_correct=reject_keep, background=background) if cal else None,
+                                keep_correct=reject_keep, background=background,
+                                novelty_threshold=novelty.get("threshold"), centers=novelty.get("centers"),
+                                scale=novelty.get("scale")) if cal else None,
         augmentation=extra.manifest() if extra is not None else None,
     )
     title = f"{target}: {model}, {report['split']['kind']} CV"

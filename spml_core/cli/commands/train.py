@@ -46,30 +46,30 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     e.add_argument("--search", action="store_true",
                    help="small hyperparameter search by nested grouped cross-validation")
     e.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t = p.add_argument_group("trust (docs/models.md, 'Trusting a model')")
+    t.add_argument("--background", metavar="LABEL", help="keep unlabelled frames as an explicit class LABEL "
+                   "(\"none of these\"), so the model can answer it")
+    t.add_argument("--reject-keep", type=float, default=0.95, metavar="SHARE",
+                   help="rejection threshold: answer 'unknown' below the calibrated probability that keeps this "
+                   "share of the correct cross-validated answers (default 0.95)")
+    t.add_argument("--no-reject", action="store_true", help="never answer 'unknown'")
+    t.add_argument("--mirror", action="append", metavar="A<->B", nargs="?", const="",
+                   help="add left/right-mirrored copies of the training folds; repeat for label pairs that "
+                   "mirror into each other, e.g. --mirror 'Left Step<->Right Step' (bare --mirror: labels unchanged)")
+    t.add_argument("--time-warp", metavar="F,F", help="add copies played F times faster, e.g. 0.9,1.1")
+    t.add_argument("--jitter", type=float, default=0.0, metavar="SIGMA",
+                   help="add a copy with Gaussian noise on x/y (share of the frame, e.g. 0.005)")
+    t.add_argument("--fail-on-warning", action="store_true",
+                   help="exit with an error when metrics.json has quality warnings (for CI); the bundle is still written")
     p.add_argument("--zip", action="store_true", help="also write BUNDLE_DIR.zip (for upload to the web app)")
     p.add_argument("--notes", default="", help="free text stored in the manifest")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
     return p
 
 
-def feature_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
-    """FEATURE.KEY=VALUE strings -> {feature: {key: value}}."""
-    from spml_core.cli.commands.extract import parse_options
-    from spml_core.errors import SpmlError
-
-    out: dict[str, dict[str, Any]] = {}
-    for item in pairs:
-        key = item.split("=", 1)[0]
-        if "." not in key or "=" not in item:
-            raise SpmlError(f"--feature-option {item!r}: expected FEATURE.KEY=VALUE, e.g. normalized.body_size=torso")
-        feature = key.split(".", 1)[0]
-        out.setdefault(feature, {}).update(parse_options([item[len(feature) + 1:]]))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate and write the bundle."""
-    from spml_core.cli.commands.extract import parse_options
+    from spml_core.cli.args import feature_options, parse_options
     from spml_core.errors import SpmlError
     from spml_core.models.examples import DEFAULT_WINDOW, default_spec
     from spml_core.models.training import train
@@ -96,5 +96,21 @@ def run(args: argparse.Namespace) -> int:
                             args.label_rule, feature_options(args.feature_option))
     train(args.dataset, args.target, args.out, args.model, parse_options(args.option), spec=spec,
           split=args.split, n_splits=args.folds, search=args.search, seed=args.seed, zip_bundle=args.zip,
-          notes=args.notes, quiet=args.quiet)
+          notes=args.notes, quiet=args.quiet, background=args.background,
+          reject_keep=None if args.no_reject else args.reject_keep, augment=augment_settings(args),
+          fail_on_warning=args.fail_on_warning)
     return 0
+
+
+def augment_settings(args: argparse.Namespace) -> Any:
+    """--mirror/--time-warp/--jitter as AugmentSettings (None when none is given)."""
+    from spml_core.errors import SpmlError
+    from spml_core.models.augment import AugmentSettings, parse_label_map
+
+    mirror = parse_label_map([m for m in args.mirror if m]) if args.mirror is not None else None
+    try:
+        warp = [float(x) for x in args.time_warp.split(",") if x.strip()] if args.time_warp else []
+    except ValueError:
+        raise SpmlError(f"--time-warp {args.time_warp!r}: expected comma-separated numbers, e.g. 0.9,1.1") from None
+    settings = AugmentSettings(mirror=mirror, time_warp=warp, jitter=args.jitter, seed=args.seed)
+    return settings if settings.active else None

@@ -17,10 +17,14 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from spml_core import (
+    balanced_weights,
+    encode_labels,
+    require_two_classes,
+    validation_split,
+)
 from spml_core.components import Model, Options
 from spml_core.errors import SpmlError
-from spml_core.models.labels import balanced_weights, encode_labels, require_two_classes
-from spml_core.models.splits import validation_split
 
 FITTED_FILE = "xgboost.json"
 SMALL_TABLE_CELLS = 2_000_000
@@ -75,6 +79,17 @@ class _XGBBase(Model):
             p = p.reshape(-1)
             return np.column_stack([1.0 - p, p])
         return p.reshape(X.shape[0], len(self.classes_))
+
+    importance_kind = "total gain (XGBoost), normalised to sum 1"
+
+    def feature_importances(self) -> np.ndarray:
+        """Total gain of each input column over all trees (0 for columns never split on)."""
+        scores = self.booster_.get_score(importance_type="total_gain")
+        out = np.zeros(self.n_features_)
+        for key, value in scores.items():
+            # Features without names are called f0, f1, ... by XGBoost.
+            out[int(key[1:])] = float(value)
+        return out
 
     def training_summary(self) -> dict[str, Any]:
         """Rounds, best iteration and validation rows of the last fit."""
