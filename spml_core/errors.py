@@ -33,3 +33,11 @@ def format_validation_error(exc: Any, source: str) -> str:
         else:
             lines.append(f"{source}: {loc}: {err['msg']}{hint}")
     return "\n".join(lines)
+
+
+class TimestampError(SpmlError):
+    """A live frame whose timestamp cannot be placed in its stream; ``code``: bad_timestamp or out_of_order."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from spml_core.errors import SpmlError
+from spml_core.errors import SpmlError, TimestampError
 from spml_core.keypoints.skeleton import LANDMARK_NAMES, N_LANDMARKS
 
 Status = Literal["ok", "warming_up", "no_person", "low_visibility", "too_slow"]
@@ -95,14 +95,6 @@ class Timing(BaseModel):
         """The timing of a bundle trained at ``fps`` with windows of ``window`` frames."""
         return cls(fps=fps, window_ms=None if window is None else window * 1000.0 / fps,
                    min_input_fps=min_input_fps(fps), source=source, per_video_fps=per_video or {})
-
-
-class TimestampError(SpmlError):
-    """A frame whose timestamp cannot be placed in the stream; ``code`` is machine-readable."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass

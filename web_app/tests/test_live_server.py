@@ -58,10 +58,16 @@ def test_real_client_gets_predictions_equal_to_offline(
         rec.wait_for("model_selected")
         for msg in keypoint_messages(seq, 0, 60):
             rec.client.emit("keypoints", msg)
-        preds = rec.wait_for("prediction", 51)
+        rec.wait_for("prediction", 60)
     finally:
         rec.close()
-    assert [p["frame"] for p in preds] == list(range(9, 60))  # in order, none lost
+    results = rec.of("prediction")
+    # Every frame gets a result with a status; the first 9 warm the 10-frame window up.
+    assert [p["frame"] for p in results] == list(range(60))  # in order, none lost
+    assert [p["status"] for p in results[:9]] == ["warming_up"] * 9 and all(p["label"] is None for p in results[:9])
+    preds = [p for p in results if OK(p)]
+    assert [p["frame"] for p in preds] == list(range(9, 60))
+    assert all(p["bundle_fps"] == pytest.approx(30.0, abs=0.1) and 0 <= p["age_ms"] < 250 for p in results)
     offline = load_bundle(bundles["steps"])
     for p in preds[::10]:
         i = p["frame"]
@@ -81,7 +87,7 @@ def test_long_polling_transport_works_too(
         rec.client.emit("select_model", {"name": "transfer"})
         for msg in keypoint_messages(example_keypoints, 0, 8):
             rec.client.emit("keypoints", msg)
-        assert [p["frame"] for p in rec.wait_for("prediction", 4)] == [4, 5, 6, 7]
+        assert [p["frame"] for p in rec.wait_for("prediction", 4, where=OK)] == [4, 5, 6, 7]
     finally:
         rec.close()
 
@@ -95,6 +101,11 @@ def _raw_ws(url: str) -> websocket.WebSocket:
     while not (msg := ws.recv()).startswith("40"):
         pass
     return ws
+
+
+def OK(p: dict[str, Any]) -> bool:
+    """A result of a full window (ok, or unknown when the model's rejection threshold refuses it)."""
+    return p["status"] in ("ok", "unknown")
 
 
 def _recv_event(ws: websocket.WebSocket, name: str) -> Any:
@@ -123,7 +134,9 @@ def test_malformed_json_gets_an_error_event_and_the_session_continues(
             assert "malformed" in err["message"] or "payload" in err["message"]
         for msg in keypoint_messages(example_keypoints, 0, 5):
             ws.send("42" + json.dumps(["keypoints", msg]))
-        assert _recv_event(ws, "prediction")["frame"] == 4
+        while not OK(p := _recv_event(ws, "prediction")):
+            assert p["status"] == "warming_up" and p["label"] is None
+        assert p["frame"] == 4
     finally:
         ws.close()
 
@@ -146,7 +159,7 @@ def test_oversized_message_drops_only_that_client(
         ws.close()
         for msg in keypoint_messages(example_keypoints, 0, 6):
             other.client.emit("keypoints", msg)
-        assert [p["frame"] for p in other.wait_for("prediction", 2)] == [4, 5]
+        assert [p["frame"] for p in other.wait_for("prediction", 2, where=OK)] == [4, 5]
         wait_sessions(server.url, 1)
         assert health(server.url)["status"] == "ok"
     finally:
@@ -175,7 +188,9 @@ def test_client_vanishing_mid_window_is_cleaned_up(
             rec.client.emit("keypoints", msg)
         rec.client.emit("health_ping", {"t": 1})
         rec.wait_for("health_pong")
-        assert rec.of("prediction") == []  # 9 frames: not a full window, nothing left over
+        rec.wait_for("prediction", 9)
+        # 9 frames: not a full window, so every result says warming_up and none has a class.
+        assert {p["status"] for p in rec.of("prediction")} == {"warming_up"}
     finally:
         rec.close()
 

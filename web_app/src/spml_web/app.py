@@ -33,6 +33,7 @@ from spml_web.fairness import Fairness
 from spml_web.guard import HostGuard, csrf_token, same_origin_problem
 from spml_web.limits import limit_websocket_messages
 from spml_web.packets import MALFORMED_EVENT, TolerantPacket
+from spml_web.peer_compat import frame_result, is_peer_payload, to_spml_keypoints
 from spml_web.protocol import (
     ProtocolError,
     parse_frame,
@@ -371,7 +372,11 @@ def _restart_actuation(st: WebState, session: LiveSession) -> None:
 def _emit_prediction(session: LiveSession, result: dict[str, Any], t0: float) -> None:
     result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
     # A server-level emit: predictions are made on the session's worker thread.
-    state().socketio.emit("prediction", result, to=session.sid)
+    st = state()
+    st.socketio.emit("prediction", result, to=session.sid)
+    if getattr(session, "peer", False) and session.predictor is not None:  # a StreamPoseML client (peer_compat)
+        st.socketio.emit("frame_result", frame_result(result, list(session.predictor.classes),
+                                                      st.config.peer_true_class), to=session.sid)
     recorder = session.recorder  # read once: `record` (another thread) may end it meanwhile
     if recorder is not None:
         recorder.event("prediction", result)
@@ -469,6 +474,8 @@ def _register_socket(socketio: SocketIO) -> None:
     @_guarded("keypoints")
     def on_keypoints(session: LiveSession, payload: Any = None) -> None:
         t0 = time.perf_counter()
+        if state().config.peer_compat and is_peer_payload(payload):
+            payload = to_spml_keypoints(session, payload)  # StreamPoseML's client: docs/web_app.md
         msg = parse_keypoints(payload)
         if session.recorder is not None:
             session.check_order(msg.frame, msg.t_ms, "keypoints")

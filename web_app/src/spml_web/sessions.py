@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spml_core.actuation.decisions import DecisionConfig, DecisionEngine
+from spml_core import DecisionConfig, DecisionEngine
+from spml_core.errors import TimestampError
+from spml_web.inbox import Inbox
 from spml_web.protocol import ProtocolError
 
 if TYPE_CHECKING:
-    from spml_core.actuation.hub import ActuationSession
-    from spml_core.models.predictor import Predictor, StreamPredictor
+    from spml_core import ActuationSession, Predictor, StreamPredictor
     from spml_core.components import PoseEstimator
+    from spml_web.recording import SessionRecorder
 
 
 @dataclass
@@ -40,6 +42,9 @@ class LiveSession:
     decision: str | None = None
     estimator: PoseEstimator | None = None
     actuation: ActuationSession | None = None
+    recorder: SessionRecorder | None = None
+    inbox: Inbox = field(default_factory=Inbox)
+    ended: bool = False  # end_stream received: nothing is classified until the next frame starts a stream
     frames: int = 0
     filled: int = 0  # frames pushed since the window first filled
     predictions: int = 0
@@ -67,6 +72,13 @@ class LiveSession:
             dead_man_ms=None,
         )
         self.decisions = DecisionEngine(config, {c: c.encode() for c in predictor.classes}, b"", actuator="page")
+
+    def clear_model(self) -> None:
+        """No model ("(none)" in the page): classification stops; frames may still be recorded."""
+        self.reset()
+        self.model_name = None
+        self.predictor = None
+        self.decisions = None
 
     def reset(self) -> None:
         """Forget buffered frames and timing (a new source, or a restarted replay)."""
@@ -102,9 +114,14 @@ class LiveSession:
             )
 
     def push(
-        self, frame: int, t_ms: float, xyzv: np.ndarray, width: int | None, height: int | None
+        self, frame: int, t_ms: float, xyzv: np.ndarray, width: int | None, height: int | None,
+        received: float | None = None,
     ) -> dict[str, Any] | None:
-        """Add one frame; returns the prediction payload when one is due, else None."""
+        """Add one frame; returns the result payload when one is due, else None.
+
+        Every result carries ``status`` (ok, warming_up, no_person, low_visibility, too_slow) and
+        ``age_ms``: the time since the server received the frame (``received``, perf_counter).
+        """
         if self.predictor is None:
             raise ProtocolError(
                 "no model selected: emit select_model {name} first (GET /api/models lists them)", code="no_model"
@@ -117,7 +134,10 @@ class LiveSession:
             self.filled = 0
             self.gaps += 1
         stream = self._stream_for(width, height)
-        result = stream.push(xyzv)
+        try:
+            result = stream.push(xyzv, t_ms)
+        except TimestampError as exc:
+            raise ProtocolError(f"keypoints: {exc}", code=exc.code) from None
         self.frames += 1
         self.last_frame, self.last_t_ms = frame, t_ms
         if result is None:
@@ -126,29 +146,45 @@ class LiveSession:
         if (self.filled - 1) % self.every:
             return None
         self.predictions += 1
-        label = result["label"]
-        probabilities = result["probabilities"]
-        actions = self.decisions.update(t_ms, label, probabilities, frame) if self.decisions else []
+        label, probabilities, status = result["label"], result["probabilities"], result["status"]
+        actions = self.decisions.update(t_ms, label, probabilities, frame, status) if self.decisions else []
         for action in actions:
             if action.action == "on":
                 self.decision = action.label
             elif action.action == "off":
                 self.decision = None
+        timing = stream.timing
         return {
             "frame": frame,
             "t_ms": t_ms,
             "label": label,
             "probabilities": probabilities,
+            "status": status,
+            "input_fps": result.get("input_fps"),
+            "bundle_fps": timing.fps,
+            "min_input_fps": timing.min_input_fps,
+            "age_ms": 0.0 if received is None else (time.perf_counter() - received) * 1000.0,
             "model": self.model_name,
             "window": self.predictor.window,
+            "window_ms": timing.window_ms,
             "decision": self.decision,
             "actions": [{"action": a.action, "label": a.label, "reason": a.reason} for a in actions],
         }
 
+    def stale(self, t_ms: float, frame: int | None) -> None:
+        """A frame was dropped as late: it never actuates, and a device it would keep on goes off."""
+        if self.actuation is not None:
+            self.actuation.on_prediction(t_ms, None, None, frame, "stale")
+        if self.decisions is not None:
+            for action in self.decisions.update(t_ms, None, None, frame, "stale"):
+                if action.action == "off":
+                    self.decision = None
+
     def act(self, result: dict[str, Any]) -> None:
         """Feed a prediction (already emitted) to the actuators' decision layer; never waits for a device."""
         if self.actuation is not None:
-            self.actuation.on_prediction(result["t_ms"], result["label"], result["probabilities"], result["frame"])
+            self.actuation.on_prediction(result["t_ms"], result["label"], result["probabilities"], result["frame"],
+                                         result.get("status", "ok"))
 
     def end_actuation(self) -> None:
         """The stream stopped: devices this session turned on get their off action (reason stream_end)."""
@@ -156,9 +192,15 @@ class LiveSession:
             self.actuation.close()
             self.actuation = None
 
+    def stop_recording(self) -> dict[str, Any] | None:
+        """Finish this session's recording (its folder is complete afterwards); its summary, if one ran."""
+        recorder, self.recorder = self.recorder, None
+        return recorder.close() if recorder is not None else None
+
     def close(self) -> None:
         """Release native resources (the server-side estimator) and end the actuation session."""
         self.end_actuation()
+        self.stop_recording()
         if self.estimator is not None:
             self.estimator.close()
             self.estimator = None
@@ -187,6 +229,11 @@ class SessionStore:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    def all(self) -> list[LiveSession]:
+        """A snapshot of the connected sessions."""
+        with self._lock:
+            return list(self._sessions.values())
 
     def summary(self) -> list[dict[str, Any]]:
         """Per-session counters for /api/health (no ids)."""

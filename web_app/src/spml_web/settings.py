@@ -79,6 +79,14 @@ class WebConfig(BaseModel):
         default=None, description="Folder of recorded session folders (the page's Record control); None: no recording"
     )
     record: bool = Field(default=False, description="Record every session's streams (needs sessions_dir)")
+    peer_compat: bool = Field(
+        default=False, description="Also accept StreamPoseML's web client: its keypoints payload (a "
+        "PoseLandmarkerResult) and frame_result replies (spml_web.peer_compat)",
+    )
+    peer_true_class: str | None = Field(
+        default=None, description="With peer_compat: the label that makes frame_result.classification true "
+        "(default: a two-class bundle's second class)",
+    )
     ping_interval: float = Field(default=10.0, gt=0, description="Engine.IO ping interval in seconds")
     ping_timeout: float = Field(default=20.0, gt=0, description="Engine.IO ping timeout in seconds")
     allowed_hosts: list[str] | None = Field(

@@ -1,0 +1,95 @@
+"""Each session's worker thread: frames from its inbox (late ones dropped with a `late` notice, and
+never actuated), classified in order; and the end of a stream (devices off at once).
+
+The Socket.IO handler returns as soon as a frame is parsed and queued, so a slow model or a
+stalled server never leaves frames waiting unseen in the socket: each frame's age is measured from
+the moment the server received it (docs/protocol.md, "Staleness").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from spml_core.errors import SpmlError
+from spml_web.inbox import Item
+from spml_web.protocol import ProtocolError
+from spml_web.sessions import LiveSession
+
+log = logging.getLogger("spml_web")
+
+Process = Callable[[LiveSession, Item], None]
+
+
+def start_worker(app: Any, socketio: Any, session: LiveSession, process: Process) -> threading.Thread:
+    """Start the session's worker (in an app context); it stops when the session's inbox is closed."""
+    thread = threading.Thread(target=_run, args=(app, socketio, session, process),
+                              name=f"spml-session-{session.sid[:8]}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _run(app: Any, socketio: Any, session: LiveSession, process: Process) -> None:
+    with app.app_context():
+        _loop(socketio, session, process)
+
+
+def _loop(socketio: Any, session: LiveSession, process: Process) -> None:
+    inbox = session.inbox
+    while not inbox.closed:
+        item, late = inbox.take(timeout=1.0)
+        if inbox.closed:
+            return
+        if late:
+            _late(socketio, session, late)
+        if item is None:
+            continue
+        with session.lock:
+            if inbox.closed:
+                return
+            try:
+                process(session, item)
+            except ProtocolError as exc:
+                session.errors += 1
+                _error(socketio, session, str(exc), exc.code, item)
+            except SpmlError as exc:
+                session.errors += 1
+                _error(socketio, session, f"{item.event}: {exc}", "failed", item)
+            except Exception as exc:  # a bug must not take the session or the server down
+                session.errors += 1
+                log.error("%s worker failed:\n%s", item.event, traceback.format_exc())
+                _error(socketio, session, f"{item.event}: internal error ({type(exc).__name__}: {exc})", "internal", item)
+
+
+def _late(socketio: Any, session: LiveSession, late: list[Item]) -> None:
+    """Dropped frames: the devices see a stale frame (off), the client a `late` notice."""
+    newest = late[-1]
+    with session.lock:
+        session.stale(newest.msg.t_ms, newest.msg.frame)
+    socketio.emit("late", {"count": len(late), "first_frame": late[0].msg.frame, "last_frame": newest.msg.frame,
+                           "oldest_age_ms": round(late[0].age_ms(), 1), "max_age_ms": session.inbox.max_age_ms},
+                  to=session.sid)
+
+
+def _error(socketio: Any, session: LiveSession, message: str, code: str, item: Item) -> None:
+    socketio.emit("error", {"message": message, "code": code, "event": item.event, "frame": item.msg.frame},
+                  to=session.sid)
+
+
+def end_stream(session: LiveSession, reason: str) -> dict[str, Any]:
+    """The client's stream ended (Stop, end of a replay, tab hidden or closed): devices off now.
+
+    Runs on the event's own thread without waiting for the session's lock, so a worker busy with
+    a slow frame cannot delay the off action; queued frames are dropped and nothing more is
+    classified for this stream.
+    """
+    session.ended = True
+    dropped = session.inbox.clear()
+    actuation = session.actuation
+    decisions = actuation.close() if actuation is not None else []
+    return {"reason": reason, "dropped": dropped,
+            "actions": [{"actuator": d.actuator, "action": d.action, "label": d.label, "reason": d.reason}
+                        for d in decisions]}
