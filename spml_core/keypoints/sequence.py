@@ -23,6 +23,7 @@ from spml_core.util.atomic import atomic_path
 
 FORMAT_VERSION = 1
 _META_KEY = b"spml.pose_sequence"
+SESSION_KEYPOINTS = "keypoints.parquet"  # the keypoints of a session folder written by spml serve
 
 
 class VideoSource(BaseModel):
@@ -61,6 +62,9 @@ class PoseSequence(BaseModel):
     height: int = Field(ge=0)
     source: VideoSource | None = None
     estimator: EstimatorInfo | None = None
+    provenance: dict[str, Any] | None = Field(
+        None, description="Where imported keypoints came from (`spml import`): format, file, its hash, options"
+    )
 
     @field_validator("xyzv", mode="before")
     @classmethod
@@ -113,7 +117,9 @@ class PoseSequence(BaseModel):
     @property
     def name(self) -> str:
         """The video's stem, used to match annotations and name outputs."""
-        return Path(self.source.path).stem if self.source else ""
+        if self.source:
+            return Path(self.source.path).stem
+        return str((self.provenance or {}).get("name", ""))
 
     def meta(self) -> dict[str, Any]:
         """Everything but the arrays, as JSON-able data."""
@@ -127,6 +133,7 @@ class PoseSequence(BaseModel):
             "estimator": self.estimator.model_dump() if self.estimator else None,
             "landmarks": list(LANDMARK_NAMES),
             "has_world": self.world is not None,
+            "provenance": self.provenance,
         }
 
     def to_frame_table(self) -> Any:
@@ -167,10 +174,16 @@ class PoseSequence(BaseModel):
 
 
 def load_keypoints(path: str | os.PathLike[str]) -> PoseSequence:
-    """Read a PoseSequence from a Parquet file written by PoseSequence.save."""
+    """Read a PoseSequence from a Parquet file written by PoseSequence.save, or from a session folder."""
     import pyarrow.parquet as pq
 
     path = Path(path)
+    if path.is_dir():
+        # A session folder recorded by spml serve (docs/web_app.md) keeps its keypoints in one file.
+        inner = path / SESSION_KEYPOINTS
+        if not inner.is_file():
+            raise SpmlError(f"{path}: a folder, but not a recorded session (no {SESSION_KEYPOINTS} in it)")
+        path = inner
     if not path.exists():
         raise SpmlError(f"{path}: keypoint file not found")
     try:
@@ -180,7 +193,7 @@ def load_keypoints(path: str | os.PathLike[str]) -> PoseSequence:
     raw = (table.schema.metadata or {}).get(_META_KEY)
     if raw is None:
         raise SpmlError(f"{path}: Parquet file has no spml keypoint metadata (not written by spml?)")
-    meta = json.loads(raw)
+    meta = _parse_meta(raw, path)
     if meta.get("format_version") != FORMAT_VERSION:
         raise SpmlError(f"{path}: unsupported keypoint format version {meta.get('format_version')!r}")
     n = table.num_rows
@@ -194,17 +207,44 @@ def load_keypoints(path: str | os.PathLike[str]) -> PoseSequence:
         wcols = landmark_columns(world=True)
         world = np.column_stack([table.column(c).to_numpy() for c in wcols]) if n else np.zeros((0, len(wcols)))
         world = world.reshape(n, N_LANDMARKS, len(WORLD_CHANNELS))
-    return PoseSequence(
-        xyzv=xyzv.reshape(n, N_LANDMARKS, len(CHANNELS)),
-        world=world,
-        frame_index=table.column("frame").to_numpy(),
-        timestamps_ms=table.column("timestamp_ms").to_numpy(),
-        fps=meta["fps"],
-        width=meta["width"],
-        height=meta["height"],
-        source=meta["source"],
-        estimator=meta["estimator"],
-    )
+    try:
+        return PoseSequence(
+            xyzv=xyzv.reshape(n, N_LANDMARKS, len(CHANNELS)),
+            world=world,
+            frame_index=table.column("frame").to_numpy(),
+            timestamps_ms=table.column("timestamp_ms").to_numpy(),
+            fps=meta["fps"],
+            width=meta["width"],
+            height=meta["height"],
+            source=meta["source"],
+            estimator=meta["estimator"],
+            provenance=meta.get("provenance"),
+        )
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise SpmlError(f"{path}: corrupted spml keypoint metadata ({type(exc).__name__}: {exc}); "
+                        "extract the video again") from None
+
+
+NONE = type(None)
+META_REQUIRED = {"fps": (int, float), "width": (int, NONE), "height": (int, NONE), "source": (dict, NONE),
+                 "estimator": (dict, NONE)}
+
+
+def _parse_meta(raw: bytes, path: Any) -> dict[str, Any]:
+    """The keypoint file's metadata, or SpmlError naming the file and what is wrong with it."""
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise SpmlError(f"{path}: corrupted spml keypoint metadata (not valid JSON); extract the video again") from None
+    if not isinstance(meta, dict):
+        raise SpmlError(f"{path}: corrupted spml keypoint metadata (not a JSON object); extract the video again")
+    for key, kind in META_REQUIRED.items():
+        if key not in meta:
+            raise SpmlError(f"{path}: corrupted spml keypoint metadata (no {key!r}); extract the video again")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise SpmlError(f"{path}: corrupted spml keypoint metadata ({key!r} is {meta[key]!r}); "
+                            "extract the video again")
+    return meta
 
 
 def read_keypoint_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -215,7 +255,10 @@ def read_keypoint_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
     except Exception:
         return None
-    return json.loads(raw) if raw else None
+    try:
+        return json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        return None
 
 
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

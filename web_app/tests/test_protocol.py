@@ -120,7 +120,10 @@ def test_frame_payload_needs_bytes_within_the_limit() -> None:
 def test_select_model_payload() -> None:
     assert parse_select({"name": "steps"}) == ("steps", None)
     assert parse_select({"name": "steps", "every": 5}) == ("steps", 5)
-    for bad in ({"name": ""}, {"name": 3}, {}, "steps", {"name": "x", "every": 0}, {"name": "x", "every": True}):
+    # "(none)" in the page: no model, classification stops.
+    assert parse_select({"name": None}) == (None, None)
+    assert parse_select({"name": ""}) == (None, None)
+    for bad in ({"name": 3}, {}, "steps", {"name": "x", "every": 0}, {"name": "x", "every": True}):
         with pytest.raises(ProtocolError, match="select_model"):
             parse_select(bad)
 

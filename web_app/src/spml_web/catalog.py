@@ -122,7 +122,10 @@ class ModelCatalog:
             "score_name": "balanced accuracy" if "balanced_accuracy" in metrics else None,
             "evaluation": metrics.get("evaluation"),
             "split": metrics.get("split"),
-            "warnings": [str(w) for w in warnings] if isinstance(warnings, list) else [str(warnings)],
+            # Quality warnings of training ({code, message}; older bundles stored plain sentences).
+            "warnings": [f"{w.get('message')} [{w.get('code')}]" if isinstance(w, dict) else str(w) for w in warnings]
+            if isinstance(warnings, list) else [str(warnings)],
+            "baseline": metrics.get("baseline"),
             "examples": training.examples if training else None,
             "frame_size": list(m.features.frame_size) if m.features.frame_size else None,
             "fps": facts.get("fps"),

@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from spml_core.keypoints.skeleton import N_LANDMARKS
+from spml_core import N_LANDMARKS
 
 MAX_FRAME_NUMBER = 2**53  # JavaScript's largest exact integer
 MAX_DIMENSION = 16384
 KEYPOINT_FIELDS = frozenset({"frame", "t_ms", "landmarks", "width", "height"})
 FRAME_FIELDS = frozenset({"frame", "t_ms", "image"})
 SELECT_FIELDS = frozenset({"name", "every"})
+RECORD_FIELDS = frozenset({"on", "source", "pose_model", "pose_where"})
 
 
 class ProtocolError(ValueError):
@@ -137,13 +138,44 @@ def parse_frame(payload: Any, max_bytes: int) -> FrameMsg:
     return FrameMsg(frame, t_ms, bytes(image))
 
 
-def parse_select(payload: Any) -> tuple[str, int | None]:
-    """Validate a `select_model` payload {name, every?}."""
+def parse_select(payload: Any) -> tuple[str | None, int | None]:
+    """Validate a `select_model` payload {name, every?}; name null (or "") means no model: stop classifying."""
     data = _require_dict(payload, "select_model", SELECT_FIELDS)
-    name = data.get("name")
-    if not isinstance(name, str) or not name or len(name) > 200:
-        raise ProtocolError(f"select_model.name must be a bundle name string, got {name!r}")
+    if "name" not in data:
+        raise ProtocolError("select_model.name is missing (a bundle name, or null for no model)")
+    name = data["name"]
+    if name == "":
+        name = None
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise ProtocolError(f"select_model.name must be a bundle name string or null, got {name!r}")
     every = data.get("every")
     if every is not None and (not isinstance(every, int) or isinstance(every, bool) or not 1 <= every <= 1000):
         raise ProtocolError(f"select_model.every must be an integer in 1..1000, got {every!r}")
     return name, every
+
+
+@dataclass(frozen=True)
+class RecordMsg:
+    """Start or stop recording this session, with what the page knows of its source and pose."""
+
+    on: bool
+    source: str | None
+    pose_model: str | None
+    pose_where: str | None
+
+
+def parse_record(payload: Any) -> RecordMsg:
+    """Validate a `record` payload {on, source?, pose_model?, pose_where?}."""
+    data = _require_dict(payload, "record", RECORD_FIELDS)
+    on = data.get("on")
+    if not isinstance(on, bool):
+        raise ProtocolError(f"record.on must be true or false, got {on!r}")
+    texts = []
+    for key in ("source", "pose_model", "pose_where"):
+        v = data.get(key)
+        if v is not None and (not isinstance(v, str) or len(v) > 200):
+            raise ProtocolError(f"record.{key} must be a string of at most 200 characters, got {v!r}")
+        texts.append(v)
+    if texts[2] not in (None, "browser", "server"):
+        raise ProtocolError(f"record.pose_where must be 'browser' or 'server', got {texts[2]!r}")
+    return RecordMsg(on, *texts)

@@ -236,6 +236,8 @@ function showModelDetails(name) {
     ["classes", m.classes.join(", ")],
     ["created", m.created_at ? m.created_at.replace("T", " ").slice(0, 16) + " UTC" : "not recorded"],
     ["score", m.evaluation ? `${score} (${m.evaluation})` : score],
+    ["baseline", m.baseline ? `${(m.baseline.chance_balanced_accuracy * 100).toFixed(1)}% (always the majority class)` +
+      (m.baseline.beats_baseline === false ? ": the model does NOT beat it" : "") : "not recorded"],
     ["trained at", m.fps ? `${Number(m.fps).toFixed(1)} fps` : "frame rate not recorded"],
     ["pose model", m.pose_model || "not recorded"],
     ["frame size", m.frame_size ? m.frame_size.join("×") : "not recorded"],
