@@ -1,4 +1,4 @@
-"""`spml serve`: the live classification web app (needs the spml-web distribution)."""
+"""`spml serve`: the live classification web app, a command spml-web adds to `spml` (hook spml_cli_commands)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spml_core.components import CliCommand
 from spml_core.errors import ConfigError, SpmlError
 
 # Built-in values of the options that config.yml's `serve:` block may also set; the command line wins.
@@ -13,7 +14,7 @@ DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1", "port": 5001, "every": 1, "pose_model": "lite", "decision_frames": 3,
     "max_upload_mb": 64.0, "message_queue_channel": "spml",
 }
-PATH_KEYS = ("model", "models_dir")
+PATH_KEYS = ("model", "models_dir", "sessions_dir")
 # Settings of the app that the serve: block must not set, and what to use instead.
 NOT_IN_BLOCK = {
     "actuators": "put them in the config's top-level actuators: block",
@@ -23,7 +24,7 @@ NOT_IN_BLOCK = {
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register the subcommand."""
+    """Register `spml serve` on a subparsers object."""
     p = sub.add_parser(
         "serve",
         help="serve the live classification web app (camera/video -> pose -> model, in the browser)",
@@ -54,6 +55,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "(run them behind a load balancer with sticky sessions; see docs/scale-out.md)")
     p.add_argument("--message-queue-channel", metavar="NAME",
                    help="Redis channel of this deployment (default spml)")
+    p.add_argument("--peer-compat", action="store_true", default=None,
+                   help="also accept StreamPoseML's web client (its keypoints payload, frame_result replies)")
+    p.add_argument("--peer-true-class", metavar="LABEL",
+                   help="with --peer-compat: the label that makes frame_result.classification true")
+    p.add_argument("--sessions-dir", type=Path, metavar="DIR",
+                   help="folder for recorded sessions: turns on the page's Record control and the Sessions list "
+                        "(one folder per stream: keypoints.parquet, events.jsonl, session.json, video.webm)")
+    p.add_argument("--record", action="store_true", default=None,
+                   help="record every session's streams into --sessions-dir (the page's Record box starts ticked)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every HTTP request")
     return p
 
@@ -75,7 +85,9 @@ def settings_from(args: argparse.Namespace, spml_config: Any = None) -> dict[str
     flags = {"model": args.model, "models_dir": args.models_dir, "host": args.host, "port": args.port,
              "every": args.every, "pose_model": args.pose_model, "decision_frames": args.decision_frames,
              "cors_allowed_origins": args.cors_origin, "max_upload_mb": args.max_upload_mb,
-             "message_queue": args.message_queue, "message_queue_channel": args.message_queue_channel}
+             "message_queue": args.message_queue, "message_queue_channel": args.message_queue_channel,
+             "sessions_dir": getattr(args, "sessions_dir", None), "record": getattr(args, "record", None),
+             "peer_compat": getattr(args, "peer_compat", None), "peer_true_class": getattr(args, "peer_true_class", None)}
     settings.update({k: v for k, v in flags.items() if v is not None})
     return settings
 
@@ -130,11 +142,9 @@ class ServeSettings:
         return ConfigError("\n".join(lines))
 
     def validate(self) -> None:
-        """Validate the settings as the app will (needs spml-web; nothing to check without it)."""
-        try:
-            from spml_web.settings import as_config
-        except ImportError:
-            return
+        """Validate the settings as the app will."""
+        from spml_web.settings import as_config
+
         try:
             as_config(self.settings)
         except ConfigError as exc:
@@ -157,12 +167,9 @@ def run(args: argparse.Namespace) -> int:
     """Build the app from the installed plugins and serve it until Ctrl-C."""
     import logging
 
-    try:
-        from spml_web.app import create_app
-        from spml_web.server import serve_forever
-    except ImportError as exc:
-        raise SpmlError(f"spml serve needs the spml-web package ({exc}); install it with pip install -e web_app") from None
     from spml_core.registry import Registry, print_load_errors
+    from spml_web.app import create_app
+    from spml_web.server import serve_forever
 
     spml_config = None
     if args.config is not None:
@@ -174,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"spml serve: warning: binding {serve.host} makes the app reachable from other machines; "
               "it has no authentication", flush=True)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
-    registry = Registry().load()
+    registry = getattr(args, "_registry", None) or Registry().load()
     print_load_errors(registry)
     if spml_config is not None:
         _print_actuators(args.config, spml_config)
@@ -198,3 +205,22 @@ def _print_actuators(path: Path, cfg: Any) -> None:
     for a in cfg.actuators:
         log = cfg.resolve(a.log) if a.log is not None else "no log"
         print(f"spml serve: actuator {a.label} ({a.use}, run_in {a.run_in}; actions logged to {log})", flush=True)
+
+
+class ServeCommand(CliCommand):
+    """`spml serve`."""
+
+    name = "serve"
+
+    def add_parser(self, sub: Any) -> argparse.ArgumentParser:
+        """Register `spml serve`."""
+        return add_parser(sub)
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Serve until Ctrl-C."""
+        return run(args)
+
+    def validate_config(self, config: Any, path: Path) -> None:
+        """`spml config validate`: the serve: block as `spml serve --config` would read it."""
+        if config.serve:
+            validate_serve_block(path)

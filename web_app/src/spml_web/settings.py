@@ -137,11 +137,12 @@ class WebConfig(BaseModel):
             raise ValueError(f"actuator names must be unique; give each a `name:` (repeated: {', '.join(dupes)})")
         return v
 
-    @model_validator(mode="after")
-    def _record_needs_a_folder(self) -> WebConfig:
-        if self.record and self.sessions_dir is None:
-            raise ValueError("record: true needs sessions_dir (the folder the session folders go to)")
-        return self
+    @field_validator("record")
+    @classmethod
+    def _record_needs_a_folder(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("sessions_dir") is None:
+            raise ValueError("recording every session needs sessions_dir (--sessions-dir DIR), the folder they go to")
+        return v
 
     def resolved_secret(self) -> str:
         """The configured secret key, or a fresh random one for this process."""
