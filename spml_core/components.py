@@ -227,7 +227,54 @@ class Executor(Component):
         """
 
 
+@dataclass
+class ImportedKeypoints:
+    """One sequence read by a keypoint importer: its keypoints, and per-frame labels when the source has them."""
+
+    name: str
+    sequence: PoseSequence
+    labels: list[str | None] | None = None
+    target: str | None = None  # the class column the labels belong to (e.g. the CSV's label column)
+
+
+class KeypointImporter(Component):
+    """Reads keypoints made elsewhere (a CSV, OpenPose JSON, StreamPoseML sequences) as PoseSequences.
+
+    ``read`` returns every sequence of one input (a file or folder) in BlazePose's 33-landmark layout,
+    normalised to the frame size; it raises SpmlError naming the file, row or column at fault.
+    """
+
+    kind = "keypoint_importer"
+    file_patterns: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def read(self, path: Path) -> list[ImportedKeypoints]:
+        """The sequences of one input file or folder."""
+
+
 KINDS: dict[str, type[Component]] = {
     cls.kind: cls
-    for cls in (PoseEstimator, AnnotationParser, FeatureExtractor, Segmenter, Model, Actuator, Executor)
+    for cls in (PoseEstimator, AnnotationParser, FeatureExtractor, Segmenter, Model, Actuator, Executor,
+                KeypointImporter)
 }
+
+
+class CliCommand(ABC):
+    """A subcommand a plugin adds to `spml` (hook ``spml_cli_commands``), like spml-web's `spml serve`.
+
+    Instantiated with no arguments when `spml` builds its parser, so keep the module and the constructor
+    cheap: import heavy libraries inside ``run``.
+    """
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def add_parser(self, sub: Any) -> Any:
+        """Add the subcommand to argparse's subparsers object ``sub`` and return its parser."""
+
+    @abstractmethod
+    def run(self, args: Any) -> int:
+        """Run with the parsed arguments; return the exit status (raise SpmlError for user errors)."""
+
+    def validate_config(self, config: Any, path: Path) -> None:
+        """Check the parts of a loaded config.yml this command reads (`spml config validate`); default: none."""

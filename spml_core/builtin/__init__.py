@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from spml_core import hookimpl
+from spml_core.builtin.executors import LocalExecutor
+from spml_core.builtin.importers import StreamPoseMLImporter
+from spml_core.builtin.linear import LogisticRegressionModel
+from spml_core.features.catalog import BUILTIN_EXTRACTORS
 
 
 @hookimpl
 def spml_executors() -> list[type]:
     """The process-pool executor."""
-    from spml_core.builtin.executors import LocalExecutor
 
     return [LocalExecutor]
 
@@ -16,7 +19,6 @@ def spml_executors() -> list[type]:
 @hookimpl
 def spml_feature_extractors() -> list[type]:
     """joints, normalized, angles, distances and velocities (numpy only)."""
-    from spml_core.features import BUILTIN_EXTRACTORS
 
     return list(BUILTIN_EXTRACTORS)
 
@@ -24,6 +26,12 @@ def spml_feature_extractors() -> list[type]:
 @hookimpl
 def spml_models() -> list[type]:
     """logistic_regression (numpy; weights saved as JSON)."""
-    from spml_core.builtin.linear import LogisticRegressionModel
 
     return [LogisticRegressionModel]
+
+
+@hookimpl
+def spml_keypoint_importers() -> list[type]:
+    """streamposeml (StreamPoseML sequence JSON)."""
+
+    return [StreamPoseMLImporter]

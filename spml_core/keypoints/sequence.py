@@ -193,7 +193,7 @@ def load_keypoints(path: str | os.PathLike[str]) -> PoseSequence:
     raw = (table.schema.metadata or {}).get(_META_KEY)
     if raw is None:
         raise SpmlError(f"{path}: Parquet file has no spml keypoint metadata (not written by spml?)")
-    meta = _parse_meta(raw, path)
+    meta = parse_keypoint_meta(raw, path)
     if meta.get("format_version") != FORMAT_VERSION:
         raise SpmlError(f"{path}: unsupported keypoint format version {meta.get('format_version')!r}")
     n = table.num_rows
@@ -230,7 +230,7 @@ META_REQUIRED = {"fps": (int, float), "width": (int, NONE), "height": (int, NONE
                  "estimator": (dict, NONE)}
 
 
-def _parse_meta(raw: bytes, path: Any) -> dict[str, Any]:
+def parse_keypoint_meta(raw: bytes, path: Any) -> dict[str, Any]:
     """The keypoint file's metadata, or SpmlError naming the file and what is wrong with it."""
     try:
         meta = json.loads(raw)

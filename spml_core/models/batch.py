@@ -1,8 +1,11 @@
 """Batch prediction of a whole keypoint sequence: a row per frame, and the bouts of each class.
 
-Every frame gets the prediction the live path would give after that frame was pushed: the window
-ending at it. Statuses: ``warming_up`` (fewer than a window of frames so far), ``no_person`` (no
-landmarks in this frame: no label, fail safe) and ``ok``. Only ``ok`` frames carry a label.
+Every frame gets what the live path returns after that frame was pushed at its timestamp
+(``Predictor.predict_stream``: the bundle's time grid, features and presence gate), so offline
+labels are exactly the ones a live session would have shown. The status is passed through (ok,
+warming_up, no_person, low_visibility, too_slow, unknown); only ``ok`` frames carry a label. A
+frame that completed no grid instant (input faster than the bundle's rate) repeats the previous
+frame's result, as the live display would.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spml_core.errors import SpmlError
-from spml_core.features.batch import sequence_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +38,7 @@ def predict_sequence(
     """Per-frame predictions of a PoseSequence: frame, timestamp_ms, label, status, p_<class> (+ decision)."""
     import pandas as pd
 
-    spec = predictor._require_spec()
+    predictor._require_spec()
     w = width or seq.width or None
     h = height or seq.height or None
     if not (w and h) and not predictor.manifest.features.frame_size:
@@ -44,21 +46,23 @@ def predict_sequence(
                         "bundle has no frame_size); give width and height")
     w, h = (w, h) if (w and h) else predictor.manifest.features.frame_size
     n, k = seq.n_frames, len(predictor.classes)
+    t_ms = np.asarray(seq.timestamps_ms, dtype=np.float64)
+    if not np.isfinite(t_ms).all():  # no timestamps recorded: frames at the nominal rate
+        t_ms = seq.frame_index.astype(np.float64) * (1000.0 / (seq.fps or 30.0))
+    results = predictor.predict_stream(seq.xyzv, t_ms, int(w), int(h))
     proba = np.full((n, k), np.nan, dtype=np.float32)
-    for end, rows in sequence_rows(spec, seq.xyzv, int(w), int(h)):
-        proba[end:end + len(rows)] = predictor.predict_rows(predictor.select(rows))
-    person = seq.detected
-    status = np.full(n, OK, dtype=object)
-    status[~person] = NO_PERSON
-    status[: min(n, (predictor.window or 1) - 1)] = WARMING_UP
-    ok = status == OK
+    status = np.full(n, WARMING_UP, dtype=object)
     labels = np.full(n, None, dtype=object)
-    if ok.any():
-        labels[ok] = np.asarray(predictor.classes, dtype=object)[np.nanargmax(proba[ok], axis=1)]
-        unknown = np.zeros(n, dtype=bool)
-        unknown[ok] = predictor.unknown(proba[ok])
-        status[unknown], labels[unknown] = "unknown", None
-    proba[~ok] = np.nan
+    last: dict[str, Any] | None = None
+    for i, r in enumerate(results):  # unpacking per-frame dicts; the model already ran once for all
+        r = r if r is not None else last
+        last = r
+        if r is None:
+            continue
+        status[i] = r["status"]
+        labels[i] = r["label"] if r["status"] == OK else None
+        if r["probabilities"] is not None:
+            proba[i] = [r["probabilities"][c] for c in predictor.classes]
     table = pd.DataFrame({"frame": seq.frame_index.astype(np.int64), "timestamp_ms": seq.timestamps_ms,
                           "label": labels, "status": status})
     for j, c in enumerate(predictor.classes):
