@@ -308,8 +308,12 @@ def _error(message: str, code: str, event: str, frame: int | None = None) -> Non
     emit("error", payload)
 
 
-def _guarded(event: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Turn a handler's failures into `error` events; the session and the server carry on."""
+def _guarded(event: str, locked: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Turn a handler's failures into `error` events; the session and the server carry on.
+
+    ``locked=False`` (frame events) runs without the session's lock: they are only parsed and
+    queued, and must be stamped with their receipt time even while the worker is busy.
+    """
 
     def wrap(fn: Callable[..., None]) -> Callable[..., None]:
         def handler(*args: Any) -> None:
@@ -317,7 +321,10 @@ def _guarded(event: str) -> Callable[[Callable[..., None]], Callable[..., None]]
             if session is None:
                 return
             try:
-                with session.lock:
+                if locked:
+                    with session.lock:
+                        fn(session, *args)
+                else:
                     fn(session, *args)
             except ProtocolError as exc:
                 session.errors += 1
@@ -471,23 +478,25 @@ def _register_socket(socketio: SocketIO) -> None:
     register_recording_event(socketio, _guarded)
 
     @socketio.on("keypoints")
-    @_guarded("keypoints")
+    @_guarded("keypoints", locked=False)
     def on_keypoints(session: LiveSession, payload: Any = None) -> None:
         t0 = time.perf_counter()
         if state().config.peer_compat and is_peer_payload(payload):
             payload = to_spml_keypoints(session, payload)  # StreamPoseML's client: docs/web_app.md
         msg = parse_keypoints(payload)
         if session.recorder is not None:
-            session.check_order(msg.frame, msg.t_ms, "keypoints")
-            session.recorder.frame(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height)
-            if session.predictor is None:  # recording without a model: nothing to classify
-                session.last_t_ms = msg.t_ms
-                return
+            # The recorder is shared with the worker (predictions): write under the session's lock.
+            with session.lock:
+                session.check_order(msg.frame, msg.t_ms, "keypoints")
+                session.recorder.frame(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height)
+                if session.predictor is None:  # recording without a model: nothing to classify
+                    session.last_t_ms = msg.t_ms
+                    return
         # Classified on the session's worker; its age counts from now (newest wins when behind).
         session.inbox.put("keypoints", msg, t0)
 
     @socketio.on("frame")
-    @_guarded("frame")
+    @_guarded("frame", locked=False)
     def on_frame(session: LiveSession, payload: Any = None) -> None:
         t0 = time.perf_counter()
         st = state()
