@@ -20,11 +20,13 @@ __all__ = [
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from spml_core.actuation.decisions import DecisionEngine
 from spml_core.actuation.hub import ActuatorConfig
 from spml_core.components import ComponentRef, Strict
 from spml_core.datasets.annotations import AnnotationFields, AnnotationSchema
 from spml_core.errors import ConfigError, format_validation_error
 from spml_core.features.defaults import DEFAULT_FEATURES
+from spml_core.payloads import PayloadError
 from spml_core.registry import validate_options
 
 
@@ -145,12 +147,19 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at line {line}); "
+                          "save the config as UTF-8") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    problem = _expansion_problem(data)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     try:
@@ -159,6 +168,41 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(format_validation_error(exc, str(path))) from None
     cfg.base_dir = path.resolve().parent
     return cfg
+
+
+MAX_CONFIG_NODES = 100_000
+
+
+def _expansion_problem(data: Any) -> str | None:
+    """Why parsed YAML is refused: aliases that expand to too many values (a 'billion laughs') or a cycle.
+
+    YAML aliases share one object, so parsing is cheap; validating walks every use of it. Sizes are
+    counted per distinct object (memoised by id), so the check itself stays fast.
+    """
+    sizes: dict[int, int] = {}
+    open_ids: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        obj, done = stack.pop()
+        if not isinstance(obj, dict | list):
+            continue
+        key = id(obj)
+        children = list(obj.keys()) + list(obj.values()) if isinstance(obj, dict) else obj
+        if done:
+            open_ids.discard(key)
+            sizes[key] = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if sizes[key] > MAX_CONFIG_NODES:
+                return (f"YAML aliases expand to more than {MAX_CONFIG_NODES} values (an alias bomb?); "
+                        "refusing to read it")
+            continue
+        if key in sizes:
+            continue
+        if key in open_ids:
+            return "a YAML alias refers to itself (a recursive structure); refusing to read it"
+        open_ids.add(key)
+        stack.append((obj, True))
+        stack.extend((c, False) for c in children if isinstance(c, dict | list) and id(c) not in sizes)
+    return None
 
 
 def validate_components(cfg: Config, registry: Any, source: str = "config.yml") -> None:
@@ -187,24 +231,36 @@ def validate_components(cfg: Config, registry: Any, source: str = "config.yml") 
             validate_options(cls, ref.options, f"{where}.options")
         except ConfigError as exc:
             raise ConfigError("\n".join(f"{source}: {line}" for line in str(exc).splitlines())) from None
-    if p.dataset:
-        _validate_features(p.dataset, registry, source)
+    for name in ("dataset", "train"):
+        stage = getattr(p, name)
+        if stage is not None:
+            _validate_features(stage, f"pipeline.{name}", registry, source)
+    for i, actuator in enumerate(cfg.actuators):
+        _validate_payloads(actuator, f"actuators.{i}", registry, source)
 
 
-def _validate_features(stage: DatasetStage, registry: Any, source: str) -> None:
-    """pipeline.dataset.features name installed feature extractors; feature_options fit them."""
+def _validate_features(stage: DatasetStage | TrainStage, where: str, registry: Any, source: str) -> None:
+    """<stage>.features name installed feature extractors; feature_options fit them."""
     names = stage.features or list(DEFAULT_FEATURES)
     for i, name in enumerate(stage.features):
         try:
             registry.get("feature_extractor", name)
         except Exception as exc:
-            raise ConfigError(f"{source}: pipeline.dataset.features.{i}: {exc}") from None
+            raise ConfigError(f"{source}: {where}.features.{i}: {exc}") from None
     for name, options in stage.feature_options.items():
         if name not in names:
-            raise ConfigError(f"{source}: pipeline.dataset.feature_options.{name}: not among the features "
+            raise ConfigError(f"{source}: {where}.feature_options.{name}: not among the features "
                               f"({', '.join(names)})")
         try:
-            validate_options(registry.get("feature_extractor", name), options,
-                             f"pipeline.dataset.feature_options.{name}")
+            validate_options(registry.get("feature_extractor", name), options, f"{where}.feature_options.{name}")
         except ConfigError as exc:
             raise ConfigError("\n".join(f"{source}: {line}" for line in str(exc).splitlines())) from None
+
+
+def _validate_payloads(actuator: ActuatorConfig, where: str, registry: Any, source: str) -> None:
+    """Every payload of the actuator's decisions encodes, as `spml serve` will encode it at start-up."""
+    device = registry.build("actuator", actuator.use, actuator.options, where)
+    try:
+        DecisionEngine.from_config(actuator.decisions, device.encode, actuator.label, f"{where}.decisions")
+    except PayloadError as exc:
+        raise ConfigError(f"{source}: {exc}") from None

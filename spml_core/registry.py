@@ -6,14 +6,15 @@ import difflib
 import importlib
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
 import pluggy
 
-from spml_core import hookspecs
-from spml_core.components import KINDS, Component
+from spml_core import __version__, hookspecs
+from spml_core.components import KINDS, CliCommand, Component, ComponentRef
 from spml_core.errors import ConfigError, PluginError, UnknownComponentError
 
 # Default plugins shipped inside spml_core (dependency-free or numpy-only).
@@ -62,6 +63,7 @@ class Registry:
         self.autoload = autoload
         self.records: list[PluginRecord] = []
         self._components: dict[str, dict[str, tuple[type[Component], PluginRecord]]] = {k: {} for k in KINDS}
+        self._commands: dict[str, tuple[type[CliCommand], PluginRecord]] = {}
         self._loaded = False
 
     # -- loading -------------------------------------------------------------------------
@@ -70,7 +72,6 @@ class Registry:
         if self._loaded:
             return self
         self._loaded = True
-        from spml_core import __version__
 
         for modname in BUILTIN_PLUGINS:
             record = PluginRecord(modname, modname, "spml-core", __version__, status="builtin")
@@ -97,11 +98,13 @@ class Registry:
         self.records.append(record)
         try:
             module = loader()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end spml
+            why = (f"called sys.exit({exc.code!r}) while importing" if isinstance(exc, SystemExit)
+                   else f"failed to import: {type(exc).__name__}: {exc}")
             record.status = "failed"
             record.errors.append(
                 f"Plugin '{record.distribution} {record.version}' (entry point spml:{record.name} -> "
-                f"{record.module}) failed to import: {type(exc).__name__}: {exc}"
+                f"{record.module}) {why}"
             )
             return
         if self.pm.is_registered(module) or self.pm.has_plugin(record.name):
@@ -111,9 +114,27 @@ class Registry:
                 "which another installed plugin already uses; it was skipped."
             )
             return
+        unknown = sorted(n for n in dir(module) if n.startswith("spml_") and callable(getattr(module, n))
+                         and self.pm.parse_hookimpl_opts(module, n) is not None
+                         and not hasattr(self.pm.hook, n))
+        if unknown:
+            known = [n for n in dir(self.pm.hook) if n.startswith("spml_")]
+            hints = []
+            for n in unknown:
+                close = difflib.get_close_matches(n, known, n=1)
+                hints.append(f"{n}" + (f" (did you mean {close[0]}?)" if close else ""))
+            record.status = "failed"
+            record.errors.append(
+                f"Plugin '{record.distribution}' implements unknown hook(s) {', '.join(hints)}; "
+                f"spml's hooks are {', '.join(known)}. It was skipped."
+            )
+            return
         try:
             self.pm.register(module, name=record.name)
+            self.pm.check_pending()
         except Exception as exc:
+            if self.pm.is_registered(module):
+                self.pm.unregister(module)
             record.status = "failed"
             record.errors.append(f"Plugin '{record.distribution}' is invalid: {exc}")
 
@@ -129,13 +150,42 @@ class Registry:
                     continue
                 try:
                     result = impl.function()
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     record.status = "failed"
                     record.errors.append(f"{hookname}() of '{record.distribution}' raised {type(exc).__name__}: {exc}")
                     continue
                 classes = result if isinstance(result, (list, tuple)) else [result]
                 for cls in classes:
                     self._add_component(kind, base, cls, record)
+        self._collect_commands(by_module)
+
+    def _collect_commands(self, by_module: dict[Any, PluginRecord]) -> None:
+        for impl in self.pm.hook.spml_cli_commands.get_hookimpls():
+            record = by_module.get(impl.plugin)
+            if record is None:
+                continue
+            try:
+                result = impl.function()
+            except (Exception, SystemExit) as exc:
+                record.status = "failed"
+                record.errors.append(f"spml_cli_commands() of '{record.distribution}' raised {type(exc).__name__}: {exc}")
+                continue
+            for cls in result if isinstance(result, (list, tuple)) else [result]:
+                if not (isinstance(cls, type) and issubclass(cls, CliCommand)) or not getattr(cls, "name", ""):
+                    record.errors.append(f"'{record.distribution}' returned {cls!r} from spml_cli_commands: expected "
+                                         "a subclass of spml_core.components.CliCommand with a non-empty 'name'.")
+                    continue
+                other = self._commands.get(cls.name)
+                if other is not None:
+                    record.errors.append(f"command 'spml {cls.name}' from '{record.distribution}' is already provided "
+                                         f"by '{other[1].distribution}'; the one from '{record.distribution}' was skipped.")
+                    continue
+                self._commands[cls.name] = (cls, record)
+                record.components.setdefault("cli_command", []).append(cls.name)
+
+    def commands(self) -> dict[str, type[CliCommand]]:
+        """The `spml` subcommands plugins add, by name."""
+        return {name: cls for name, (cls, _) in sorted(self.load()._commands.items())}
 
     def _add_component(self, kind: str, base: type[Component], cls: Any, record: PluginRecord) -> None:
         if not (isinstance(cls, type) and issubclass(cls, base)) or not getattr(cls, "name", ""):
@@ -184,6 +234,22 @@ class Registry:
     def create(self, kind: str, name: str, options: Any = None) -> Component:
         """Instantiate a component with validated options."""
         return self.get(kind, name)(options)
+
+    def build(self, kind: str, ref: ComponentRef | str | Mapping[str, Any], options: Mapping[str, Any] | None = None,
+              where: str | None = None) -> Component:
+        """The component ``ref`` names (a ComponentRef, ``{use, options}`` or a name), its options validated.
+
+        Errors name ``where`` (a config key path such as ``pipeline.train.model``) and the option's key path.
+        """
+        if isinstance(ref, str):
+            name, opts = ref, dict(options or {})
+        elif isinstance(ref, ComponentRef):
+            name, opts = ref.use, {**ref.options, **(options or {})}
+        else:
+            name, opts = ref.get("use", ""), {**ref.get("options", {}), **(options or {})}
+        where = where or kind.replace("_", " ")
+        cls = self.get(kind, name)
+        return cls(validate_options(cls, dict(opts), where if where.endswith("options") else f"{where}.options"))
 
     def _check_kind(self, kind: str) -> None:
         if kind not in KINDS:

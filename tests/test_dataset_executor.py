@@ -163,6 +163,7 @@ def test_video_failing_in_a_worker_stops_the_run(videos, tmp_path: Path, monkeyp
 
 
 def test_config_executor_is_honoured_by_spml_run(videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spml_core.datasets import build as dataset_build
     from spml_core.datasets import parts as dataset_parts
 
     kp, an = videos
@@ -173,7 +174,7 @@ def test_config_executor_is_honoured_by_spml_run(videos, tmp_path: Path, monkeyp
         seen.append((executor.name, executor.options.workers, parts_dir.name))
         return real(plan, parts_dir, executor, **kw)
 
-    monkeypatch.setattr(dataset_parts, "build_on_executor", spy)
+    monkeypatch.setattr(dataset_build, "build_on_executor", spy)
     config = tmp_path / "config.yml"
     config.write_text(
         "pipeline:\n  dataset:\n"

@@ -10,13 +10,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from spml_core.features import (
-    NormalizedCoordinates,
-    PlumbLineDistances,
-    RawJoints,
-    SegmentAngles,
-    Velocities,
-)
+from spml_core.features.angles import SegmentAngles
+from spml_core.features.distances import PlumbLineDistances
+from spml_core.features.joints import RawJoints
+from spml_core.features.normalized import NormalizedCoordinates
+from spml_core.features.velocities import Velocities
 from spml_core.features.angles import ANGLE_NAMES, ANGLES, VECTORS
 from spml_core.features.distances import DISTANCE_JOINTS
 from spml_core.features.geometry import EXT_INDEX, pixel_points

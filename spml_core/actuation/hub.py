@@ -42,12 +42,30 @@ class ActuatorConfig(Strict):
     max_age_ms: float = Field(
         500, gt=0, description="An on-action not started within this time after its decision is dropped as stale"
     )
+    heartbeat_ms: float | None = Field(
+        None, ge=20, le=60_000,
+        description="Write `heartbeat` whenever nothing was written for this long, so device firmware can switch "
+        "off when the writes stop (server killed, link lost); server actuators only (docs/actuation.md)",
+    )
+    heartbeat: Any = Field("HB", description="The keep-alive value, encoded like a decision payload")
 
     @property
     def label(self) -> str:
         """The actuator's name in logs and events."""
         return self.name or self.use
 
+
+
+def _heartbeat(ac: ActuatorConfig, actuator: Actuator, where: str) -> tuple[float, bytes] | None:
+    """The runner's (every_ms, payload) keep-alive, checked like a payload; None when not configured."""
+    if ac.heartbeat_ms is None:
+        return None
+    if ac.run_in != "server":
+        raise ConfigError(f"{where}.heartbeat_ms: only server actuators send heartbeats (run_in is {ac.run_in!r})")
+    try:
+        return ac.heartbeat_ms, actuator.encode(ac.heartbeat, "heartbeat")
+    except (PayloadError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}.heartbeat: {exc}") from None
 
 
 @dataclass
@@ -92,8 +110,9 @@ class ActuationHub:
                     raise ConfigError(str(exc)) from None
                 log = self._log_for(base / ac.log) if ac.log is not None else None
                 runner = None
+                heartbeat = _heartbeat(ac, actuator, where)
                 if ac.run_in == "server":
-                    runner = ActuatorRunner(actuator, ac.label, log, max_age_ms=ac.max_age_ms)
+                    runner = ActuatorRunner(actuator, ac.label, log, max_age_ms=ac.max_age_ms, heartbeat=heartbeat)
                 self.targets.append(_Target(ac, ac.label, actuator, engine, runner, log))
         except BaseException:
             self.close()

@@ -88,14 +88,20 @@ class ActuatorRunner:
         max_age_ms: float = 500.0,
         retry_ms: float = 250.0,
         on_result: Callable[[dict[str, Any]], None] | None = None,
+        heartbeat: tuple[float, bytes] | None = None,
     ) -> None:
         self.actuator = actuator
+        # (every_ms, payload): a keep-alive write whenever nothing else was written for every_ms,
+        # so firmware that hears nothing for a few periods switches off by itself (server died).
+        self.heartbeat = heartbeat
+        self._next_beat = 0.0
         self.name = name
         self.log = log
         self.max_age_ms = max_age_ms
         self.retry_ms = retry_ms
         self.on_result = on_result
-        self.counts = {"submitted": 0, "sent": 0, "failed": 0, "dropped": 0, "stale": 0, "coalesced": 0, "retried": 0}
+        self.counts = {"submitted": 0, "sent": 0, "failed": 0, "dropped": 0, "stale": 0, "coalesced": 0, "retried": 0,
+                       "heartbeats": 0, "heartbeats_failed": 0}
         self._pending: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._stopping = False
@@ -151,20 +157,43 @@ class ActuatorRunner:
             self.actuator.open()
         except Exception:
             pass  # the actuator reports it through status(); send() reconnects
+        self._next_beat = time.monotonic()
         while True:
             with self._cond:
                 while not self._pending and not self._stopping:
-                    self._cond.wait()
+                    if self.heartbeat is None:
+                        self._cond.wait()
+                        continue
+                    due = self._next_beat - time.monotonic()
+                    if due <= 0:
+                        break
+                    self._cond.wait(due)
                 if self._stopping:
                     self._drop_ons_for_shutdown()
                     if not self._pending or time.monotonic() > self._deadline:
                         break
-                job = self._pending.popleft()
-            self._deliver(job)
+                job = self._pending.popleft() if self._pending else None
+            if job is None:
+                self._beat()
+            else:
+                self._deliver(job)
+            if self.heartbeat is not None:
+                self._next_beat = time.monotonic() + self.heartbeat[0] / 1000.0
         try:
             self.actuator.close()
         except Exception:
             pass
+
+    def _beat(self) -> None:
+        assert self.heartbeat is not None
+        try:
+            self.actuator.send(self.heartbeat[1], None)
+        except Exception:
+            key = "heartbeats_failed"  # not connected: the device hears nothing, which is the point
+        else:
+            key = "heartbeats"
+        with self._cond:
+            self.counts[key] += 1
 
     def _drop_ons_for_shutdown(self) -> None:
         ons = [j for j in self._pending if j.decision.action == "on"]

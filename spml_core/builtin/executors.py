@@ -16,12 +16,25 @@ from spml_core.components import Executor, Options
 _PROGRESS_QUEUE: Any = None
 
 
-def _init_worker(queue: Any) -> None:
+ORPHAN_CHECK_S = 0.5
+
+
+def _init_worker(queue: Any, driver_pid: int | None = None) -> None:
     # The queue reaches workers at process start (inheritance), the only way a plain
     # multiprocessing queue may be shared; it avoids a Manager server process, which would
     # outlive a driver killed with SIGKILL.
     global _PROGRESS_QUEUE
     _PROGRESS_QUEUE = queue
+    if driver_pid is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(driver_pid,), name="spml-orphan-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(driver_pid: int) -> None:
+    """End this worker once its driver is gone (killed with SIGKILL, say): nobody would read its results,
+    and it must not go on writing outputs. The parent pid changes when the driver dies (re-parenting)."""
+    while os.getppid() == driver_pid:
+        threading.Event().wait(ORPHAN_CHECK_S)
+    os._exit(1)
 
 
 def _call(fn: Callable[..., Any], item: Any) -> Any:
@@ -69,7 +82,8 @@ class LocalExecutor(Executor):
         if queue is not None and on_progress is not None:
             pump = threading.Thread(target=_drain, args=(queue, on_progress, stop), daemon=True)
             pump.start()
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,))
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(queue, os.getpid()))
         finished = False
         try:
             futures: dict[Future[Any], Any] = {pool.submit(_call, fn, it): it for it in items}

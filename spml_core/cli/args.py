@@ -1,12 +1,76 @@
-"""`spml dataset`'s feature and segmentation options (kept apart from spml_core.formatting so that
-building the CLI parser imports neither numpy nor pydantic models)."""
+"""The CLI's shared option parsers: KEY=VALUE and FEATURE.KEY=VALUE options, executor flags, and
+`spml dataset`'s feature and segmentation options. Building the parser imports neither numpy nor pydantic."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
-from spml_core.errors import ConfigError
+from spml_core.errors import ConfigError, SpmlError
 from spml_core.features.defaults import DEFAULT_DECIMALS, DEFAULT_FEATURES
+
+# The default of execution.DEFAULT_RETRIES, repeated so that building the parser stays cheap
+# (tests/test_cli.py checks they agree).
+DEFAULT_RETRIES = 1
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE strings -> dict, values parsed as YAML scalars (true, 2, 0.5, text)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SpmlError(f"option {pair!r}: expected KEY=VALUE")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def feature_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """FEATURE.KEY=VALUE strings (--feature-option) -> {feature: {key: value}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in pairs:
+        key = item.split("=", 1)[0]
+        if "." not in key or "=" not in item:
+            raise ConfigError(f"--feature-option {item!r}: expected FEATURE.KEY=VALUE, e.g. angles.mode=3d")
+        feature = key.split(".", 1)[0]
+        out.setdefault(feature, {}).update(parse_options([item[len(feature) + 1:]]))
+    return out
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --executor, --scheduler, --workers and --retries to a batch subcommand."""
+    group = parser.add_argument_group("execution (see docs/scale-out.md)")
+    group.add_argument("--executor", default=None,
+                       help="executor component: local (process pool, default) or dask (spml-executor-dask)")
+    group.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="Dask scheduler to run on (implies --executor dask); without it dask starts "
+                            "a LocalCluster on this machine")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes on this machine (default: number of cores)")
+    group.add_argument("--retries", type=int, metavar="N", default=None,
+                       help=f"times a failing item is retried before it is reported (default: {DEFAULT_RETRIES})")
+
+
+def executor_from_args(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """(executor name, options) from the flags of add_executor_arguments; clear errors on conflicts."""
+    name = args.executor or ("dask" if args.scheduler else "local")
+    options: dict[str, Any] = {}
+    if args.workers is not None:
+        if args.workers < 1:
+            raise SpmlError(f"--workers {args.workers}: must be at least 1")
+        options["workers"] = args.workers
+    if args.scheduler:
+        if name != "dask":
+            raise SpmlError(f"--scheduler {args.scheduler}: only the dask executor connects to a scheduler "
+                            f"(got --executor {name})")
+        options["scheduler"] = args.scheduler
+    if args.retries is not None and args.retries < 0:
+        raise SpmlError(f"--retries {args.retries}: must be 0 or more")
+    return name, options
+
+
 
 # CLI flag -> the strategy option it sets (StreamPoseML's parameter names).
 CLI_STRATEGY_OPTIONS = {
@@ -54,17 +118,10 @@ def spec_from_args(args: Any, registry: Any = None) -> Any:
     given = {k: v for k, v in chosen.items() if v is not None}
     if not (args.features or args.feature_option or args.strategy or given or args.decimals is not None):
         return None
-    from spml_core.cli.commands.extract import parse_options
     from spml_core.features.compute import _registry
     from spml_core.features.spec import FeaturePipelineSpec
 
-    feature_options: dict[str, dict[str, Any]] = {}
-    for item in args.feature_option:
-        key = item.split("=", 1)[0]
-        if "." not in key:
-            raise ConfigError(f"--feature-option {item!r}: expected FEATURE.KEY=VALUE, e.g. angles.mode=3d")
-        feature, _ = key.split(".", 1)
-        feature_options.setdefault(feature, {}).update(parse_options([item[len(feature) + 1:]]))
+    options_by_feature = feature_options(args.feature_option)
     features = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
     strategy = args.strategy or "none"
     registry = _registry(registry)
@@ -81,7 +138,7 @@ def spec_from_args(args: Any, registry: Any = None) -> Any:
             )
         options[name] = value
     spec = FeaturePipelineSpec.from_options(
-        features, feature_options, strategy, options,
+        features, options_by_feature, strategy, options,
         DEFAULT_DECIMALS if args.decimals is None else args.decimals,
     )
     return spec.resolve(registry)

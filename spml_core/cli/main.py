@@ -1,5 +1,6 @@
-"""The `spml` command line. Each subcommand lives in spml_core/commands/<name>.py and imports
-heavy libraries only inside its run(), so `spml --help` stays fast."""
+"""The `spml` command line. Each core subcommand lives in spml_core/cli/commands/<name>.py and imports
+heavy libraries only inside its run(), so `spml --help` stays fast; plugins add more through the
+``spml_cli_commands`` hook (spml-web adds `spml serve`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import argparse
 import importlib
 import importlib.util
 import sys
+from typing import Any
 
 from spml_core import __version__
 from spml_core.errors import SpmlError
 
-COMMANDS = ("plugins", "extract", "dataset", "train", "evaluate", "predict", "import", "serve", "run", "config", "demo")
+COMMANDS = ("plugins", "extract", "dataset", "train", "evaluate", "predict", "import", "run", "config")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(modname)
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
+    registry = _plugin_registry()
+    if registry is not None:
+        for name, cls in registry.commands().items():
+            if name in COMMANDS:
+                continue  # spml's own command wins; `spml plugins` reports the clash
+            command = cls()
+            p = command.add_parser(sub)
+            p.set_defaults(_run=command.run, _registry=registry)
     return parser
+
+
+def _plugin_registry() -> Any:
+    """The plugin registry, for the commands plugins add; None (with a warning) if discovery itself fails."""
+    from spml_core.registry import Registry
+
+    try:
+        return Registry().load()
+    except Exception as exc:  # a broken environment must not take `spml --help` down with it
+        print(f"spml: warning: plugin discovery failed ({type(exc).__name__}: {exc}); plugin commands are missing",
+              file=sys.stderr)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spml_core.config import AnnotationSchema, Config
+from spml_core.datasets.annotations import AnnotationSchema
 from spml_core.errors import SpmlError
 from spml_core.keypoints.skeleton import landmark_columns
 
 if TYPE_CHECKING:
     import pandas as pd
+
 from spml_core.datasets.io import write_dataset
+from spml_core.datasets.parts import build_on_executor, parts_folder
 from spml_core.datasets.plan import DATASET_SUFFIXES, DatasetPlan, plan_dataset
 from spml_core.datasets.report import AlignmentReport, report_path
 from spml_core.datasets.rows import (
@@ -25,6 +27,10 @@ from spml_core.datasets.rows import (
     labeled_mask,
     used_classes,
 )
+from spml_core.execution import DEFAULT_RETRIES, create_executor
+from spml_core.features.spec import spec_path, write_feature_spec
+from spml_core.registry import Registry
+from spml_core.util.progress import progress_bar
 
 
 def build_dataset(
@@ -48,7 +54,6 @@ def build_dataset(
 
 def build_planned(plan: DatasetPlan, *, quiet: bool = True) -> tuple[pd.DataFrame, AlignmentReport]:
     """Build the rows of a plan in this process: one preallocated table, filled video by video."""
-    from spml_core.util.progress import progress_bar
 
     stems, infos, cats, report = plan.stems, plan.infos, plan.cats, plan.report
     sizes = np.array([i.rows for i in infos], dtype=np.int64)
@@ -109,9 +114,6 @@ def build_and_write(
             df = formatting(df)
         _write_outputs(df, report, out, formatted=formatting is not None)
     else:
-        from spml_core.datasets.parts import build_on_executor, parts_folder
-        from spml_core.execution import DEFAULT_RETRIES, create_executor
-        from spml_core.registry import Registry
 
         if formatting is not None and feature_spec is None:
             raise SpmlError("a dataset built on an executor is formatted from its feature spec: pass feature_spec")
@@ -129,7 +131,6 @@ def build_and_write(
 
 def _write_outputs(df: pd.DataFrame, report: AlignmentReport, out: Path, formatted: bool) -> None:
     """The dataset, its report and (formatted) its feature spec, each written atomically."""
-    from spml_core.features.spec import spec_path, write_feature_spec
 
     write_dataset(df, out)
     report.write(report_path(out))
@@ -139,26 +140,3 @@ def _write_outputs(df: pd.DataFrame, report: AlignmentReport, out: Path, formatt
     else:
         # A spec left by an earlier formatted build would describe columns this table lacks.
         spec_path(out).unlink(missing_ok=True)
-
-
-def run_dataset_stage(cfg: Config, stage: Any) -> tuple[pd.DataFrame, AlignmentReport]:
-    """The `dataset` stage of `spml run`: build, format when configured, write dataset and report."""
-    formatting = spec = None
-    # --- features/segmentation formatting: owned by spml_core.features (spec, compute, live, offline) (docs/features.md) -------
-    if stage.features or stage.feature_options or stage.segmentation is not None or stage.decimals is not None:
-        from spml_core.features.offline import formatting_step
-        from spml_core.features.spec import FeaturePipelineSpec
-
-        # Resolved now, so unknown feature or strategy names fail before any keypoints are read.
-        spec = FeaturePipelineSpec.from_stage(stage).resolve()
-        formatting = formatting_step(spec)
-    # -----------------------------------------------------------------------------------------------
-    ex = stage.executor  # absent: the single-process build (fastest for most datasets)
-    return build_and_write(
-        cfg.resolve(stage.keypoints), cfg.resolve(stage.annotations), cfg.resolve(stage.out),
-        cfg.annotation_schema, parser=stage.parser.use, parser_options=stage.parser.options,
-        include_unlabeled=stage.include_unlabeled, strict=stage.strict, formatting=formatting,
-        feature_spec=spec, executor=ex.use if ex else None, executor_options=ex.options if ex else None,
-        retries=stage.retries,
-    )
-

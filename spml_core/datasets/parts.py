@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spml_core.config import AnnotationSchema
-from spml_core.datasets.annotations import VideoAnnotations, align_annotations
+from spml_core.datasets.annotations import (
+    AnnotationSchema,
+    VideoAnnotations,
+    align_annotations,
+)
 from spml_core.datasets.plan import DatasetPlan, inspect_keypoint_file
 from spml_core.datasets.report import AlignmentReport, VideoReport
 from spml_core.datasets.rows import (
@@ -33,8 +36,12 @@ from spml_core.datasets.rows import (
     used_classes,
 )
 from spml_core.errors import ConfigError, SpmlError
+from spml_core.execution import map_with_retries
+from spml_core.features.offline import format_dataset_frames
+from spml_core.features.spec import NOTES_ATTR, SPEC_ATTR, FeaturePipelineSpec
 from spml_core.keypoints.skeleton import landmark_columns
 from spml_core.util.atomic import atomic_path
+from spml_core.util.progress import progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,8 +166,6 @@ class _RecordingSegmenter:
 
 def _format_part(df: pd.DataFrame, spec: FeaturePipelineSpec, result: PartResult) -> pd.DataFrame | None:
     """Format one video's frames as format_dataset_frames does the whole table; None when it gives no rows."""
-    from spml_core.features.offline import format_dataset_frames
-    from spml_core.features.spec import SPEC_ATTR
 
     if len(df) == 0:
         result.notes.append("no frames to format")
@@ -261,9 +266,6 @@ def build_on_executor(
     retries: int = 1, quiet: bool = True,
 ) -> tuple[pd.DataFrame, AlignmentReport]:
     """Build (and format) the plan's videos as tasks on `executor`; the table equals the single-process one."""
-    from spml_core.execution import map_with_retries
-    from spml_core.features.spec import FeaturePipelineSpec
-    from spml_core.util.progress import progress_bar
 
     used = None if plan.include_unlabeled else used_classes_of(plan)
     # A spec without its runtime (extractor and strategy objects): workers resolve it themselves.
@@ -308,7 +310,6 @@ def _join(plan: DatasetPlan, parts: list[PartResult], spec: FeaturePipelineSpec 
     import pandas as pd
     import pyarrow.feather as feather
 
-    from spml_core.features.spec import NOTES_ATTR, SPEC_ATTR
 
     written = [p for p in parts if p.path is not None]
     if not written:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 from spml_core.datasets.report import AlignmentReport
 from spml_core.datasets.rows import META_COLUMNS
-from spml_core.keypoints.sequence import _META_KEY, FORMAT_VERSION
+from spml_core.keypoints.sequence import _META_KEY, FORMAT_VERSION, parse_keypoint_meta
 from spml_core.registry import Registry
 
 SEQUENCE_SUFFIX = "_sequence.json"
@@ -169,7 +169,7 @@ def inspect_keypoint_file(path: Path) -> KeypointFile:
     raw = (metadata.metadata or {}).get(_META_KEY)
     if raw is None:
         raise SpmlError(f"{path}: Parquet file has no spml keypoint metadata (not written by `spml extract`?)")
-    meta = json.loads(raw)
+    meta = parse_keypoint_meta(raw, path)
     if meta.get("format_version") != FORMAT_VERSION:
         raise SpmlError(f"{path}: unsupported keypoint format version {meta.get('format_version')!r}")
     names = set(metadata.schema.names)

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spml_core.config import AnnotationSchema
 from spml_core.datasets.annotations import (
+    AnnotationSchema,
     VideoAnnotations,
     align_annotations,
     uses_times,

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spml_core.errors import SpmlError
+from spml_core.features.catalog import BUILTIN_EXTRACTORS
 from spml_core.features.geometry import pixel_points
 from spml_core.features.segments import (
     POOL_STATS,
     ExampleSegmenter,
     RowLayout,
 )
+from spml_core.registry import Registry, validate_options
 
 if TYPE_CHECKING:
 
@@ -64,7 +66,6 @@ def _live_window(spec: FeaturePipelineSpec) -> int:
 # -- components ----------------------------------------------------------------------------------
 def _registry(registry: Any) -> Any:
     if registry is None:
-        from spml_core.registry import Registry
 
         registry = Registry().load()
     return registry
@@ -72,8 +73,6 @@ def _registry(registry: Any) -> Any:
 
 def _make_extractors(refs: Sequence[FeatureRef], registry: Any) -> list[FeatureExtractor]:
     """Instantiate feature extractors; built-ins without scanning plugins (fast live start-up)."""
-    from spml_core.features import BUILTIN_EXTRACTORS
-    from spml_core.registry import validate_options
 
     builtin = {c.name: c for c in BUILTIN_EXTRACTORS}
     out = []
@@ -89,7 +88,6 @@ def _make_extractors(refs: Sequence[FeatureRef], registry: Any) -> list[FeatureE
 
 
 def _make_segmenter(ref: FeatureRef, registry: Any) -> ExampleSegmenter:
-    from spml_core.registry import validate_options
 
     registry = _registry(registry)
     cls = registry.get("segmenter", ref.use)

@@ -29,6 +29,7 @@ from spml_core.features.compute import (
     pool_windows,
 )
 from spml_core.features.spec import NOTES_ATTR, SPEC_ATTR, FeaturePipelineSpec
+from spml_core.util.progress import progress_bar
 
 # Columns of the per-frame table that are never labels.
 FRAME_META = ("video", "frame", "timestamp_ms", "width", "height")
@@ -84,7 +85,6 @@ def format_dataset_frames(
     """Format a per-frame table with a spec; returns the table, the resolved spec and notes."""
     import pandas as pd
 
-    from spml_core.util.progress import progress_bar
 
     _check_table(frames)
     labels = list(spec.label_columns) or infer_label_columns(frames)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from spml_core.components import FeatureExtractor
+from spml_core.errors import format_validation_error
 from spml_core.features.compute import (
     _column_mismatch,
     _finish,
@@ -37,6 +38,7 @@ from spml_core.features.compute import (
     layout_columns,
 )
 from spml_core.features.live import LiveFeatureBuffer
+from spml_core.util.atomic import write_text_atomic
 
 SPEC_VERSION = 1
 
@@ -211,7 +213,6 @@ def spec_path(dataset: str | os.PathLike[str]) -> Path:
 
 def write_feature_spec(df: pd.DataFrame, dataset: str | os.PathLike[str]) -> Path | None:
     """Write the resolved spec of a formatted table beside its dataset file (atomic); None if unformatted."""
-    from spml_core.util.atomic import write_text_atomic
 
     raw = df.attrs.get(SPEC_ATTR)
     if not raw:
@@ -223,7 +224,6 @@ def read_feature_spec(dataset: str | os.PathLike[str]) -> FeaturePipelineSpec | 
     """The spec a formatted dataset was made with ('<dataset>.spec.json'), or None when there is none."""
     from pydantic import ValidationError
 
-    from spml_core.errors import format_validation_error
 
     p = spec_path(dataset)
     if not p.is_file():

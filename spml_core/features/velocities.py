@@ -8,11 +8,11 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from spml_core.components import FeatureExtractor, Options
+from spml_core.features.base_extractors import BASE_EXTRACTORS
+from spml_core.features.geometry import pixel_points
 
 
 def _base_classes() -> dict[str, type[FeatureExtractor]]:
-    from spml_core.features import BASE_EXTRACTORS
-
     return BASE_EXTRACTORS
 
 
@@ -56,8 +56,6 @@ class Velocities(FeatureExtractor):
 
     def transform(self, xyzv: np.ndarray, width: int, height: int) -> np.ndarray:
         """(frames, columns) differences to the previous row; row 0 is NaN (no previous frame)."""
-        from spml_core.features.geometry import pixel_points
-
         return self.transform_points(pixel_points(xyzv, width, height), xyzv, width, height)
 
     def transform_points(self, pts: np.ndarray, xyzv: np.ndarray, width: float, height: float) -> np.ndarray:

@@ -11,6 +11,8 @@ from typing import Any
 
 from spml_core.errors import SpmlError
 from spml_core.keypoints.sequence import file_sha256, read_keypoint_meta
+from spml_core.keypoints.streamposeml import sequence_json_path, write_streamposeml
+from spml_core.registry import Registry
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v", ".mpg", ".mpeg")
 
@@ -107,7 +109,6 @@ def check_output_dir(out_dir: Path) -> None:
 
 def run_job(job: ExtractJob, progress: Callable[[int], None] | None = None) -> ExtractResult:
     """Extract one video in this process (used by every executor's workers)."""
-    from spml_core.registry import Registry
 
     start = time.perf_counter()
     try:
@@ -121,11 +122,13 @@ def run_job(job: ExtractJob, progress: Callable[[int], None] | None = None) -> E
         seq.save(job.out)
         extra: dict[str, Any] = {}
         if "streamposeml" in job.formats:
-            from spml_core.keypoints.streamposeml import write_streamposeml
 
             extra = write_streamposeml(seq, job.out.parent)
         detected = int(seq.detected.sum())
         msg = "" if detected else "no person detected in any frame (all landmarks are NaN)"
+        short = truncation_warning(job.video, int(seq.frame_index[-1]) + 1 if seq.n_frames else 0)
+        if short:
+            msg = f"{msg}; {short}" if msg else short
         return ExtractResult(
             job.video, job.out, "written", seq.n_frames, detected, time.perf_counter() - start, msg, extra,
             out_sha256=file_sha256(job.out),  # hashed here, where the file is, for the run manifest
@@ -135,9 +138,30 @@ def run_job(job: ExtractJob, progress: Callable[[int], None] | None = None) -> E
         return ExtractResult(job.video, job.out, "failed", seconds=time.perf_counter() - start, message=message)
 
 
+def container_frame_count(video: Path) -> int:
+    """The frame count the video's container declares (0 when it declares none)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    try:
+        n = cap.get(cv2.CAP_PROP_FRAME_COUNT) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    return int(n) if n and n > 0 and n == n else 0
+
+
+def truncation_warning(video: Path, frames_read: int) -> str:
+    """A warning when fewer frames were decoded than the container declares (a truncated or damaged file)."""
+    declared = container_frame_count(video)
+    # Containers estimate the count from the duration; a frame or two of difference is normal.
+    if declared and frames_read < declared - max(2, declared // 100):
+        return (f"warning: the video ends early: {frames_read} frames read of the {declared} its container "
+                "declares (a truncated or damaged file?)")
+    return ""
+
+
 def _extras_present(job: ExtractJob) -> bool:
     if "streamposeml" not in job.formats:
         return True
-    from spml_core.keypoints.streamposeml import sequence_json_path
 
     return sequence_json_path(job.out.parent, job.video.name).exists()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from spml_core.models.examples import ExampleSet
 from spml_core.keypoints.sequence import file_sha256
 from spml_core.models.examples import ExampleSet, load_examples, read_table
+from spml_core.models.augment import AugmentSettings, augmented_rows
 from spml_core.models.importance import PermutationImportance
 from spml_core.models.plots import confusion_png, timeline_png
 from spml_core.models.quality import as_warning, folds_warning
@@ -311,8 +312,11 @@ def evaluate_bundle(
                            sequences=ex.video, start=ex.start, end=ex.end, window=ex.window,
                            n_splits=n_splits or recorded.get("folds", 5), seed=recorded.get("seed", 0))
         perm = PermutationImportance(ex.columns, recorded.get("seed", 0))
+        aug = m.augmentation
+        extra = augmented_rows(dataset, ex, AugmentSettings(aug.mirror, list(aug.time_warp), aug.jitter,
+                                                            recorded.get("seed", 0)), registry) if aug else None
         cv = cross_validate(ex, m.model.component, m.model.options, plan, registry, show_progress=not quiet,
-                            on_model=perm)
+                            on_model=perm, extra=extra)
         report = evaluation_report(ex, cv, **context)
         add_trust(report, ex, cv, importance=perm, keep=recorded.get("reject_keep") or 0.95)
         trained = {"kind": recorded.get("kind"), "n_folds": recorded.get("n_folds")} if recorded else None

@@ -94,7 +94,8 @@ class StreamPredictor:
         row, status, t = step
         if status == "ok" and row is not None:
             p = self.predictor
-            result = p._result(p.predict_rows(p.select(row))[0])
+            row = p.select(row)
+            result = p._result(p.predict_rows(row)[0], row)
         else:
             result = {"label": None, "probabilities": None}
         result.setdefault("status", status)  # the predictor's own "unknown" outranks ok
@@ -121,7 +122,8 @@ def predict_stream(predictor: Any, xyzv: np.ndarray, t_ms: np.ndarray, width: in
     steps = [stream.advance(f, float(ti)) for f, ti in zip(xyzv, t)]
     due = [i for i, s in enumerate(steps) if s is not None and s[1] == "ok" and s[0] is not None]
     out: list[dict[str, Any] | None] = []
-    proba = predictor.predict_rows(predictor.select(np.stack([steps[i][0] for i in due]))) if due else None
+    rows = predictor.select(np.stack([steps[i][0] for i in due])) if due else None
+    proba = predictor.predict_rows(rows) if due else None
     where = {i: k for k, i in enumerate(due)}
     for i, s in enumerate(steps):
         if s is None:
@@ -129,7 +131,7 @@ def predict_stream(predictor: Any, xyzv: np.ndarray, t_ms: np.ndarray, width: in
             continue
         if i in where:
             assert proba is not None
-            r = predictor._result(proba[where[i]])
+            r = predictor._result(proba[where[i]], rows[where[i]])
         else:
             r = {"label": None, "probabilities": None}
         r.setdefault("status", s[1])

@@ -140,6 +140,10 @@ def train(
     if not dataset.is_file():
         raise SpmlError(f"{dataset}: dataset not found")
     check_bundle_target(out)
+    if zip_bundle and Path(out).suffix.lower() == ".zip":
+        # The zip goes beside the folder as <out>.zip: a folder named X.zip would collide with its own zip.
+        raise SpmlError(f"{out}: with --zip, --out is the bundle folder and the zip is written beside it; "
+                        f"use --out {Path(out).with_suffix('')} to get {out}")
     if spec is None:
         spec = default_spec(target, features, window or DEFAULT_WINDOW, stride, pool)
     elif features or window or pool:

@@ -5,11 +5,13 @@ Used by `spml train` and `spml evaluate` on top of the plain cross-validation re
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from spml_core.models.calibration import apply_temperature, brier_score, calibrate_cv, expected_calibration_error
+from spml_core.models.novelty import novelty_cv
 from spml_core.models.plots import importance_png, reliability_png
 from spml_core.models.quality import (
     MIN_EVENTS,
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from spml_core.models.examples import ExampleSet
     from spml_core.models.importance import PermutationImportance
 
+NOVELTY_KEEP = 0.99
 RELIABILITY_PNG = "reliability.png"
 IMPORTANCE_PNG = "importance.png"
 
@@ -33,8 +36,12 @@ IMPORTANCE_PNG = "importance.png"
 def add_trust(
     report: dict[str, Any], ex: ExampleSet, cv: CVResult, *, importance: PermutationImportance | None = None,
     keep: float = 0.95, reject: bool = True, min_examples: int = MIN_EXAMPLES, min_events: int = MIN_EVENTS,
+    novelty_keep: float = NOVELTY_KEEP,
 ) -> dict[str, Any]:
-    """Add coded warnings, calibration (with the rejection threshold) and importances to a CV report."""
+    """Add coded warnings, calibration (with the rejection thresholds) and importances to a CV report.
+
+    Returns the novelty model (class means and spread) for the bundle; the report keeps its summary.
+    """
     t = cv.tested
     index = {c: i for i, c in enumerate(cv.classes)}
     y = np.fromiter((index[v] for v in ex.y[t]), dtype=np.int64, count=int(t.sum()))
@@ -51,7 +58,11 @@ def add_trust(
                                 + data_warnings(ex, min_examples, min_events))
     if importance is not None:
         report["importance"] = {"permutation": importance.report(), "native": None}
-    return report
+    novelty: dict[str, Any] = {}
+    if reject:
+        novelty = novelty_cv(ex.X, ex.y, cv.classes, cv.plan.folds, cv.tested, novelty_keep)
+        report["novelty"] = {k: v for k, v in novelty.items() if k not in ("centers", "scale")}
+    return novelty
 
 
 def holdout_calibration(proba: np.ndarray, y_true: np.ndarray, classes: list[str],
@@ -112,3 +123,27 @@ def trust_lines(report: dict[str, Any]) -> list[str]:
                      f"{base['chance_balanced_accuracy']:.3f} (accuracy {o['accuracy']:.3f} vs "
                      f"{base['majority_class_accuracy']:.3f} always answering the majority class): {verdict} baseline")
     return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m spml_core.models.trust METRICS_JSON``: the warnings and the score against the baseline."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m spml_core.models.trust", description=main.__doc__)
+    parser.add_argument("metrics", type=Path, help="metrics.json written by spml train or spml evaluate")
+    parser.add_argument("--fail-below-baseline", action="store_true", help="exit 1 unless the model beats its baseline")
+    args = parser.parse_args(argv)
+    try:
+        report = json.loads(args.metrics.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"spml: error: {args.metrics}: cannot read metrics ({exc})", file=sys.stderr)
+        return 1
+    lines = [line for line in trust_lines(report) if not line.startswith(("calibration:", "most important"))]
+    print("\n".join(lines))
+    return 1 if args.fail_below_baseline and not (report.get("baseline") or {}).get("beats_baseline") else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,7 +5,11 @@ from PyPI with ``pip download --no-deps`` (cached in ``build/demo-cache``), chec
 pinned SHA-256, and extracts its ``Sports2D/Demo/demo.mp4`` (1768x994, 30 fps, one person jumping
 onto and off a box) to ``DATA_DIR/videos/demo.mp4`` with the wheel's licence beside it. The
 project's annotations of that video (``demo/annotations/*.json``) are copied to
-``DATA_DIR/annotations/``. Running it again changes nothing; every file is written atomically.
+``DATA_DIR/annotations/``. StreamPoseML's example (``example_video.webm`` and its annotations, MIT, from the
+pinned ``stream_pose_ml==0.3.1`` source distribution on PyPI, see :mod:`spml_core.util.example_data`)
+goes beside them: the demo model learns its Left/Right Step task, and the box-jump video shows what
+the model answers to movements it never saw. Running it again changes nothing; every file is written
+atomically.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from spml_core.errors import SpmlError
 from spml_core.util.atomic import atomic_path, write_bytes_atomic
+from spml_core.util.example_data import ensure_fetched
 
 REQUIREMENT = "sports2d==0.8.34"
 WHEEL_NAME = "sports2d-0.8.34-py3-none-any.whl"
@@ -28,7 +33,7 @@ VIDEO_MEMBER = "Sports2D/Demo/demo.mp4"
 VIDEO_SHA256 = "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039"
 LICENSE_MEMBER = "sports2d-0.8.34.dist-info/licenses/LICENSE"
 DEFAULT_CACHE = Path("build") / "demo-cache"
-REPO_ANNOTATIONS = Path(__file__).resolve().parents[1] / "demo" / "annotations"
+REPO_ANNOTATIONS = Path(__file__).resolve().parents[2] / "demo" / "annotations"
 
 
 def _sha256(path: Path) -> str:
@@ -91,8 +96,24 @@ def copy_annotations(source: Path, dest: Path) -> list[Path]:
     return copied
 
 
+def copy_example(data_dir: Path, cache: Path = DEFAULT_CACHE) -> list[Path]:
+    """StreamPoseML's example video and annotations (from the pinned sdist on PyPI) into DATA_DIR; the files written."""
+    source = ensure_fetched(cache)
+    copied = []
+    for name, sub in (("example_video.webm", "videos"), ("example_video.json", "annotations"), ("LICENSE", "videos")):
+        src = source / name
+        if not src.is_file():
+            continue
+        out = data_dir / sub / ("example_video.webm.LICENSE" if name == "LICENSE" else name)
+        if out.is_file() and out.read_bytes() == src.read_bytes():
+            continue
+        write_bytes_atomic(out, src.read_bytes())
+        copied.append(out)
+    return copied
+
+
 def prepare(data_dir: Path, cache: Path = DEFAULT_CACHE, annotations: Path = REPO_ANNOTATIONS) -> Path:
-    """Make DATA_DIR/videos/demo.mp4 and DATA_DIR/annotations/; returns the video path."""
+    """Make DATA_DIR/videos/ (demo.mp4, example_video.webm) and DATA_DIR/annotations/; returns demo.mp4's path."""
     video = data_dir / "videos" / "demo.mp4"
     if not (video.is_file() and _sha256(video) == VIDEO_SHA256):
         extract_video(fetch_wheel(cache), video)
@@ -102,6 +123,9 @@ def prepare(data_dir: Path, cache: Path = DEFAULT_CACHE, annotations: Path = REP
     copied = copy_annotations(annotations, data_dir / "annotations")
     if copied:
         print(f"demo: copied {len(copied)} annotation file(s) to {data_dir / 'annotations'}", file=sys.stderr)
+    if copy_example(data_dir, cache):
+        print(f"demo: copied StreamPoseML's example video and annotations (stream_pose_ml 0.3.1 sdist, MIT) to {data_dir}",
+              file=sys.stderr)
     return video
 
 

@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="fail on clipped ranges, unknown labels and annotation files matching no video")
     labels.add_argument("--quiet", "-q", action="store_true", help="print no report table or progress")
     add_formatting_arguments(p)
-    from spml_core.execution import add_executor_arguments
+    from spml_core.cli.args import add_executor_arguments
 
     # Without --executor the dataset is built in this process; with one, a video per task.
     add_executor_arguments(p)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"spml dataset: annotation_schema from {config_path}", file=sys.stderr)
     executor, options = None, None
     if args.executor or args.scheduler or args.workers is not None:
-        from spml_core.execution import executor_from_args
+        from spml_core.cli.args import executor_from_args
 
         executor, options = executor_from_args(args)
     elif args.retries is not None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spml_core.execution import add_executor_arguments, executor_from_args
+from spml_core.cli.args import add_executor_arguments, executor_from_args, parse_options
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -23,21 +23,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     add_executor_arguments(p)
     return p
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """KEY=VALUE strings -> dict, values parsed as YAML scalars (true, 2, 0.5, text)."""
-    import yaml
-
-    from spml_core.errors import SpmlError
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SpmlError(f"option {pair!r}: expected KEY=VALUE")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,10 +14,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from spml_actuator_ble.uuids import (
+    DEFAULT_CHARACTERISTIC,
+    DEFAULT_SERVICE,
+    normalize_uuid,
+)
 from spml_core.components import Actuator, ActuatorStatus, Options
 from spml_core.payloads import Encoding, encode_payload
-
-from spml_actuator_ble.uuids import DEFAULT_CHARACTERISTIC, DEFAULT_SERVICE, normalize_uuid
 
 VIRTUAL = "virtual"
 

@@ -116,11 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import spml_core
-    from spml_core.actuation.hub import ActuationHub
-    from spml_core.keypoints.sequence import load_keypoints
-    from spml_core.registry import Registry
-
     from spml_actuator_ble.virtual import VirtualPeripheral
+    from spml_core import ActuationHub, load_keypoints
+    from spml_core.registry import Registry
 
     if not args.keypoints.exists():
         raise SpmlError(f"{args.keypoints}: keypoint file not found (make one with `spml extract VIDEO --out DIR`)")

@@ -21,7 +21,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from spml_actuator_ble.uuids import DEFAULT_CHARACTERISTIC, DEFAULT_SERVICE, normalize_uuid
+from spml_actuator_ble.uuids import (
+    DEFAULT_CHARACTERISTIC,
+    DEFAULT_SERVICE,
+    normalize_uuid,
+)
 
 
 @dataclass(frozen=True)

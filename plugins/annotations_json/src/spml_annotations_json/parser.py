@@ -17,11 +17,17 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from spml_core.datasets.annotations import MISSING, VideoAnnotations, annotations_from_records, resolve_dot_path
+from spml_core import (
+    MISSING,
+    VideoAnnotations,
+    annotations_from_records,
+    resolve_dot_path,
+)
 from spml_core.components import AnnotationParser
 from spml_core.components import Options as BaseOptions
 from spml_core.config import AnnotationSchema
 from spml_core.errors import SpmlError
+
 
 class JsonAnnotationParser(AnnotationParser):
     """Reads a JSON annotation file (one per video) into a VideoAnnotations."""

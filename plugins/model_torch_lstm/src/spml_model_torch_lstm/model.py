@@ -18,10 +18,14 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from spml_core import (
+    balanced_weights,
+    encode_labels,
+    require_two_classes,
+    validation_split,
+)
 from spml_core.components import Model, Options
 from spml_core.errors import SpmlError
-from spml_core.models.labels import balanced_weights, encode_labels, require_two_classes
-from spml_core.models.splits import validation_split
 
 WEIGHTS_FILE = "weights.safetensors"
 FITTED_FILE = "lstm.json"
@@ -88,7 +92,7 @@ class TorchLSTMModel(Model):
         """Train with Adam; keeps the weights of the best validation epoch (early stopping)."""
         import torch
 
-        from spml_core.util.progress import progress_bar
+        from spml_core import progress_bar
         from spml_model_torch_lstm.network import SequenceClassifier, pick_device
 
         X = self._as_windows(X)

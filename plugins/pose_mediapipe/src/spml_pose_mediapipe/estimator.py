@@ -17,10 +17,14 @@ from pydantic import Field, field_validator
 from spml_core.components import Options as BaseOptions
 from spml_core.components import PoseEstimator
 from spml_core.errors import SpmlError
-from spml_pose_mediapipe.model_files import check_model_name, model_digest, resolve_model
+from spml_pose_mediapipe.model_files import (
+    check_model_name,
+    model_digest,
+    resolve_model,
+)
 
 if TYPE_CHECKING:
-    from spml_core.keypoints.sequence import PoseSequence
+    from spml_core import PoseSequence
     from spml_pose_mediapipe.landmarker import Landmarker
 
 # How often (in frames read) estimate_video reports progress.
@@ -133,7 +137,7 @@ class MediaPipePose(PoseEstimator):
 
         import cv2
 
-        from spml_core.keypoints.sequence import EstimatorInfo, PoseSequence, VideoSource, file_sha256
+        from spml_core import EstimatorInfo, PoseSequence, VideoSource, file_sha256
         from spml_pose_mediapipe.prefetch import prefetch
         from spml_pose_mediapipe.video import VideoReader
 

@@ -340,7 +340,10 @@ def _with_image_metadata(
 ) -> bytes:
     """Return *tflite* with TFLite metadata declaring an RGB image input normalised by *norm*."""
     _ensure_metadata_version_module()
-    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer, writer_utils
+    from mediapipe.tasks.python.metadata.metadata_writers import (
+        metadata_writer,
+        writer_utils,
+    )
 
     writer = metadata_writer.MetadataWriter.create(bytearray(tflite))
     try:
@@ -387,7 +390,9 @@ def is_valid_bundle(path: Path) -> bool:
 
 
 def _write_bundle(members: dict[str, bytes], path: Path) -> None:
-    from mediapipe.tasks.python.metadata.metadata_writers import model_asset_bundle_utils
+    from mediapipe.tasks.python.metadata.metadata_writers import (
+        model_asset_bundle_utils,
+    )
 
     # mediapipe's AlignZipFile (what its create_model_asset_bundle uses) pads
     # so that every stored member starts on a 4-byte boundary, letting the

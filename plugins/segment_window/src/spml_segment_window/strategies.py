@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from spml_core.components import Options
-from spml_core.errors import ConfigError, SpmlError
-from spml_core.features.segments import (
+from spml_core import (
     POOL_STATS,
     ExampleSegmenter,
     PoolStat,
@@ -28,6 +26,8 @@ from spml_core.features.segments import (
     run_starts,
     take_labels,
 )
+from spml_core.components import Options
+from spml_core.errors import ConfigError, SpmlError
 
 if TYPE_CHECKING:
     import pandas as pd
