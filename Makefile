@@ -35,12 +35,15 @@ $(STAMP): constraints.txt pyproject.toml $(wildcard plugins/*/pyproject.toml) $(
 demo: setup
 	$(PY) -m spml_core.util.demo_data data
 	$(SPML) run config.yml
-	@echo "== live path: replay the demo keypoints through the bundle, the decision layer and a virtual BLE peripheral"
-	$(PY) -m spml_actuator_ble.demo_replay --keypoints data/keypoints/demo.parquet --bundle data/models/movement \
-		--action "Jumping Jack=01" --action "Jump Off=02" --off 00 --log data/actions.jsonl
-	@echo "Demo outputs: data/keypoints (keypoints), data/dataset.parquet (+ .report.json), data/models/movement"
-	@echo "  (bundle, metrics.json, confusion_matrix.png, timeline.png, eval-dataset/), data/actions.jsonl (action log)."
-	@echo "Live app: $(SPML) serve --config config.yml  (the serve: block: data/models/movement) then open http://127.0.0.1:5001"
+	@echo "== live path: replay the example's keypoints through the bundle, the decision layer and a virtual BLE peripheral"
+	$(PY) -m spml_actuator_ble.demo_replay --keypoints data/keypoints/example_video.parquet --bundle data/models/steps \
+		--action "Left Step=01" --action "Right Step=02" --off 00 --log data/actions.jsonl
+	@echo "Demo outputs: data/keypoints (keypoints), data/dataset.parquet (+ .report.json), data/models/steps"
+	@echo "  (bundle, metrics.json, confusion_matrix.png, timeline.png, reliability.png, importance.png, eval-dataset/),"
+	@echo "  data/actions.jsonl (action log)."
+	@echo "Live app: $(SPML) serve --config config.yml  (the serve: block: data/models/steps) then open http://127.0.0.1:5001"
+	@echo "== the step model against its baseline (cross-validated: data/models/steps/metrics.json)"
+	@$(PY) -m spml_core.models.trust data/models/steps/metrics.json --fail-below-baseline
 
 test: setup
 	$(VENV)/bin/pytest -q

@@ -290,3 +290,30 @@ def test_augmentation_is_used_on_training_folds_only_and_recorded(tmp_path) -> N
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["augmentation"]["mirror"] == {} and manifest["augmentation"]["time_warp"] == [0.9]
     assert manifest["augmentation"]["rows_added"] > report["examples"]["n"]
+    # evaluate re-applies the recorded augmentation, so the recipe scores the same.
+    ev = evaluate_bundle(tmp_path / "b", ds, tmp_path / "ev", quiet=True)
+    assert ev["overall"]["balanced_accuracy"] == pytest.approx(report["overall"]["balanced_accuracy"])
+
+
+def test_model_builder_importances_through_the_facade(tmp_path) -> None:
+    from stream_pose_ml.learning.model_builder import ModelBuilder
+
+    rng = np.random.default_rng(1)
+    n = 400
+    df = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"noise_{i}" for i in range(6)])
+    df.insert(3, "planted", rng.normal(size=n))
+    df.insert(0, "step_type", np.where(df["planted"] > 0, "Left Step", "Right Step"))  # target first, as in the seed
+    df.insert(0, "video_id", [f"v{i % 4}" for i in range(n)])
+    df.to_csv(tmp_path / "ds.csv", index=False)
+    mb = ModelBuilder()
+    mb.load_and_prep_dataset_from_csv(path=str(tmp_path / "ds.csv"), target="step_type")
+    mb.set_train_test_split(test_size=0.25, random_state=0)
+    mb.train_gradient_boost(n_estimators=30)
+    assert mb.feature_importances[0][0] == "planted"  # names line up (the seed's were shifted by the target)
+    assert sum(v for _, v in mb.feature_importances) == pytest.approx(1.0)
+    ranked = mb.permutation_importances()
+    assert ranked[0][0] == "planted" and ranked[0][1] > 0.3
+    mb.train_logistic_regression()
+    assert mb.feature_importances == []  # no native importances: permutation works for any model
+    assert mb.permutation_importances()[0][0] == "planted"
+    assert mb.sort_and_format_feature_importances(np.arange(7))[0] == ("noise_5", 6.0)

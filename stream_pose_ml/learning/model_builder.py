@@ -90,6 +90,8 @@ class ModelBuilder(ModelAnalysisMixin):
         self.run_PCA = False
         self.signature: Any = None
         self.input_example: Any = None
+        self.feature_importances: list[tuple[str, float]] = []
+        self.permutation_feature_importances: list[tuple[str, float]] = []
 
     # -- data ------------------------------------------------------------------------------------
     def load_and_prep_dataset_from_csv(
@@ -234,7 +236,55 @@ class ModelBuilder(ModelAnalysisMixin):
         self.model, self.model_type, self.model_options = model, name, model.options.model_dump(mode="json")
         self.metrics = None
         self._registry = registry
+        self.feature_importances = self.sort_and_format_feature_importances()
         return model
+
+    # -- feature importances -------------------------------------------------------------------------
+    def sort_and_format_feature_importances(self, importances: Any = None) -> list[tuple[str, float]]:
+        """(feature name, importance) pairs, largest first: the model's own (XGBoost total gain, summing
+        to 1) unless ``importances`` (one per X column) is given. Names come from X without the target
+        (the seed took them from a table that still held the target, shifting every name by one)."""
+        from spml_core.models.importance import native_importance
+
+        self._require("sort_and_format_feature_importances", "model")
+        columns = [str(c) for c in self.X_train.columns]
+        if importances is None:
+            native = native_importance(self.model, columns, 1)
+            if native is None:
+                return []
+            return [(f["column"], f["importance"]) for f in native["features"]]
+        values = np.asarray(importances, dtype=np.float64).ravel()
+        if values.size != len(columns):
+            raise ModelBuilderError(f"sort_and_format_feature_importances: {values.size} importances for "
+                                    f"{len(columns)} feature columns")
+        order = np.argsort(-values, kind="stable")
+        return [(columns[i], float(values[i])) for i in order]
+
+    def permutation_importances(self, n_repeats: int = 3, random_state: int = 0) -> list[tuple[str, float]]:
+        """(feature, mean drop in balanced accuracy on the test split when that column is shuffled), largest first.
+
+        Works for every model; measured on held-out rows, so it shows what the model relies on for data
+        it has not seen, not what it memorised.
+        """
+        from spml_core.models.importance import PermutationImportance
+
+        self._require("permutation_importances", "model")
+        self._require("permutation_importances", "X_train")
+        columns = [str(c) for c in self.X_test.columns]
+        perm = PermutationImportance([f"c{i}" for i in range(len(columns))], random_state, n_repeats)
+        model_classes = list(self.model.classes_)
+        classes = sorted(set(model_classes) | set(self.y_test.astype(str)))
+        where = [classes.index(c) for c in model_classes]
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            out = np.zeros((rows.shape[0], len(classes)))
+            out[:, where] = self.model.predict_proba(rows)
+            return out
+
+        perm(predict, self.X_test.to_numpy(np.float32), self.y_test.astype(str).to_numpy(dtype=object), classes)
+        ranked = perm.report()["features"]
+        self.permutation_feature_importances = [(columns[int(f["feature"][1:])], f["importance"]) for f in ranked]
+        return self.permutation_feature_importances
 
     def _search(self, name: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
         """Pick options by grouped (or blocked) CV on the training split only."""
