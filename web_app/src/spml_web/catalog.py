@@ -51,6 +51,9 @@ class ModelCatalog:
         self.check_memory_bytes = check_memory_bytes
         # One upload check at a time: each is a child process with up to check_memory_bytes.
         self._checking = threading.Semaphore(1)
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, Predictor]] = {}
+        self._broken: dict[str, tuple[float, str]] = {}
         self._remove_stale_uploads()
 
     def _remove_stale_uploads(self, older_than_s: float = 600.0) -> None:
@@ -62,9 +65,6 @@ class ModelCatalog:
             with contextlib.suppress(OSError):
                 if p.is_dir() and not p.is_symlink() and now - p.stat().st_mtime > older_than_s:
                     shutil.rmtree(p, ignore_errors=True)
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, Predictor]] = {}
-        self._broken: dict[str, tuple[float, str]] = {}
 
     # -- listing ---------------------------------------------------------------------------
     def _paths(self) -> dict[str, Path]:
