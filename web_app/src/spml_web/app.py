@@ -99,19 +99,12 @@ def state(app: Flask | None = None) -> WebState:
 
 
 def pose_model_files(registry: Registry) -> dict[str, Path]:
-    """The lite/full/heavy .task bundles of the installed MediaPipe estimator plugin, by name."""
-    try:
-        registry.get("pose_estimator", "mediapipe")
-        from spml_pose_mediapipe.model_files import bundle_name, search_dirs
-    except (SpmlError, ImportError):
-        return {}
+    """The model files installed pose estimators offer the page (PoseEstimator.browser_models), by name."""
     found: dict[str, Path] = {}
-    for name in POSE_MODEL_NAMES:
-        for folder in search_dirs():
-            candidate = folder / bundle_name(name)
-            if candidate.is_file():
-                found[name] = candidate
-                break
+    for estimator in registry.names("pose_estimator"):
+        for name, path in registry.get("pose_estimator", estimator).browser_models().items():
+            if name in POSE_MODEL_NAMES:
+                found.setdefault(name, path)
     return found
 
 
@@ -139,6 +132,8 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
     socketio = SocketIO(
         app,
         async_mode="threading",
+        # Several worker processes share one port: only a WebSocket stays in the process that accepted it.
+        **({"transports": ["websocket"]} if cfg.websocket_only else {}),
         # With a Redis message queue, emits to rooms and broadcasts (e.g. "models" after an upload)
         # reach the clients of every app process; each connection's session stays in its process.
         message_queue=cfg.message_queue,

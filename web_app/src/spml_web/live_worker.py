@@ -50,6 +50,10 @@ def _loop(socketio: Any, session: LiveSession, process: Process) -> None:
         with session.lock:
             if inbox.closed:
                 return
+            if item.age_ms() > inbox.max_age_ms:
+                # Waited for the lock (a slow frame, a stall) past the bound: late, not decided.
+                _late(socketio, session, [item], locked=True)
+                continue
             try:
                 process(session, item)
             except ProtocolError as exc:
@@ -64,11 +68,14 @@ def _loop(socketio: Any, session: LiveSession, process: Process) -> None:
                 _error(socketio, session, f"{item.event}: internal error ({type(exc).__name__}: {exc})", "internal", item)
 
 
-def _late(socketio: Any, session: LiveSession, late: list[Item]) -> None:
+def _late(socketio: Any, session: LiveSession, late: list[Item], locked: bool = False) -> None:
     """Dropped frames: the devices see a stale frame (off), the client a `late` notice."""
     newest = late[-1]
-    with session.lock:
+    if locked:
         session.stale(newest.msg.t_ms, newest.msg.frame)
+    else:
+        with session.lock:
+            session.stale(newest.msg.t_ms, newest.msg.frame)
     socketio.emit("late", {"count": len(late), "first_frame": late[0].msg.frame, "last_frame": newest.msg.frame,
                            "oldest_age_ms": round(late[0].age_ms(), 1), "max_age_ms": session.inbox.max_age_ms},
                   to=session.sid)
