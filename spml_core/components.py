@@ -80,6 +80,14 @@ class PoseEstimator(Component):
     ) -> PoseSequence:
         """Estimate every frame of a video file; progress(n) is called with frames done since last call."""
 
+    @classmethod
+    def browser_models(cls) -> dict[str, Path]:
+        """Model files the web page's in-browser pose can load, by model name (default: none).
+
+        The web app serves these to the page, so it never imports an estimator plugin directly.
+        """
+        return {}
+
     def close(self) -> None:
         """Release native resources (models, decoders)."""
 

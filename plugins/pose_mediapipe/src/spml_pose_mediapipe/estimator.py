@@ -82,6 +82,19 @@ class MediaPipePose(PoseEstimator):
         self._version: str | None = None
 
     # -- model -----------------------------------------------------------------------------
+    @classmethod
+    def browser_models(cls) -> dict[str, Path]:
+        """The lite/full/heavy .task bundles found on this machine: the page's MediaPipe Tasks loads the same files."""
+        from spml_pose_mediapipe.model_files import bundle_name, search_dirs
+
+        found: dict[str, Path] = {}
+        for name in ("lite", "full", "heavy"):
+            for folder in search_dirs():
+                if (folder / bundle_name(name)).is_file():
+                    found[name] = folder / bundle_name(name)
+                    break
+        return found
+
     @property
     def model_path(self) -> Path:
         """The .task bundle in use (resolved once)."""
