@@ -11,7 +11,11 @@
    of what each saves. Also ``spml train`` (5-fold CV + final fit + plots) for both models.
 
 StreamPoseML runs in its own venv (build/spml-ref-venv, created if absent; never imported here).
-Run: .venv/bin/python benchmarks/predict.py [--quick] [--skip-reference]
+3. Batch prediction: ``spml predict`` on copies of the example's keypoint file (a fresh process, outputs
+   written, 1 and 2 workers) in frames/s, next to ``predict_window`` called once per frame in a loop (what
+   a hand-written script did) and ``Predictor.predict_sequence`` in process, as ratios.
+
+Run: .venv/bin/python benchmarks/predict.py [--quick] [--skip-reference] [--batch-only]
 """
 
 from __future__ import annotations
@@ -183,11 +187,54 @@ def time_seed_flow_reference(csv: Path, runs: int) -> dict:
             "saved_bytes": size, "saved": "pickle (model + X/y train/test)"}
 
 
+def batch_predict(bundle: Path, kp_file: Path, copies: int, workers: list[int]) -> dict:
+    """`spml predict` on `copies` keypoint files (whole process) vs predict_window per frame in a loop."""
+    import spml_core
+    from spml_core.keypoints.sequence import load_keypoints
+
+    seq = load_keypoints(kp_file)
+    predictor = spml_core.load_bundle(bundle)
+    w = predictor.window
+    t = time.perf_counter()
+    for s in range(len(seq.xyzv) - w + 1):  # what a hand-written script did: one window per frame
+        predictor.predict_window(seq.xyzv[s:s + w], seq.width, seq.height)
+    loop_s = time.perf_counter() - t
+    loop_fps = (len(seq.xyzv) - w + 1) / loop_s
+    t = time.perf_counter()
+    predictor.predict_sequence(seq)
+    seq_fps = seq.n_frames / (time.perf_counter() - t)
+    folder = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    for i in range(copies):
+        shutil.copy(kp_file, folder / f"copy{i:02d}.parquet")
+    frames = copies * seq.n_frames
+    out: dict = {"files": copies, "frames": frames, "predict_window_loop_fps": loop_fps,
+                 "predict_sequence_fps": seq_fps, "spml_predict": {}}
+    for n in workers:
+        t = time.perf_counter()
+        subprocess.run([str(ROOT / ".venv" / "bin" / "spml"), "predict", str(folder), "--model", str(bundle),
+                        "--out", str(folder / f"out-{n}"), "--workers", str(n), "--quiet"], check=True)
+        wall = time.perf_counter() - t
+        out["spml_predict"][n] = {"wall_s": wall, "fps": frames / wall, "ratio_vs_loop": frames / wall / loop_fps}
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def print_batch(b: dict) -> None:
+    """The batch-prediction table."""
+    print(f"\n== batch prediction: {b['files']} keypoint files, {b['frames']} frames (window-30 xgboost bundle)")
+    print(f"predict_window in a loop (one window per frame, in process): {b['predict_window_loop_fps']:>8.0f} frames/s")
+    print(f"Predictor.predict_sequence (in process):                     {b['predict_sequence_fps']:>8.0f} frames/s")
+    for n, r in b["spml_predict"].items():
+        print(f"spml predict --workers {n} (whole process, outputs written):  {r['fps']:>8.0f} frames/s "
+              f"({r['wall_s']:.1f} s; {r['ratio_vs_loop']:.2f}x the loop)")
+
+
 def main() -> int:
     """Run the benchmark, print a table, write build/bench-predict/results.json."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer calls and runs")
     ap.add_argument("--skip-reference", action="store_true", help="do not run StreamPoseML 0.3.1")
+    ap.add_argument("--batch-only", action="store_true", help="only the `spml predict` batch section")
     args = ap.parse_args()
     if not (EXAMPLE / "example_video.webm").exists():
         print(f"example data not found at {EXAMPLE}", file=sys.stderr)
@@ -200,6 +247,14 @@ def main() -> int:
     calls = 500 if args.quick else 2000
     runs = 2 if args.quick else 5
     results: dict = {"machine": f"{os.cpu_count()} cores", "load_average": os.getloadavg()}
+    if args.batch_only:
+        bundle = CACHE / "bundle-xgboost-w30"
+        if not (bundle / "manifest.json").exists():
+            time_spml_train(frames_path, "xgboost", 30, bundle)
+        results["batch_predict"] = batch_predict(bundle, kp / "example_video.parquet", 4 if args.quick else 8, [1, 2])
+        print_batch(results["batch_predict"])
+        (CACHE / "results-batch.json").write_text(json.dumps(results, indent=2))
+        return 0
 
     log("training: spml train on the example (window 10, 5-fold blocked CV + final fit + plots)")
     train_s = {m: time_spml_train(frames_path, m, 10, CACHE / f"train-{m}-w10") for m in ("xgboost", "lstm")}
@@ -240,6 +295,10 @@ def main() -> int:
         print(f"ratio (StreamPoseML / spml): warm {ref['warm_median_s'] / ours['warm_median_s']:.1f}x, "
               f"fresh process {ref['fresh_process_s'] / ours['fresh_process_s']:.1f}x, "
               f"saved size {ref['saved_bytes'] / max(ours['saved_bytes'], 1):.0f}x")
+    log("batch prediction: spml predict on keypoint files vs predict_window in a loop")
+    results["batch_predict"] = batch_predict(CACHE / "bundle-xgboost-w30", kp / "example_video.parquet",
+                                             4 if args.quick else 8, [1, 2])
+    print_batch(results["batch_predict"])
     (CACHE / "results.json").write_text(json.dumps(results, indent=2))
     log(f"results -> {CACHE / 'results.json'}")
     return 0
