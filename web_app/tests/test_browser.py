@@ -278,9 +278,11 @@ def test_upload_a_bundle_from_the_page(live: Any, bundles: dict[str, Path], tmp_
         page.page.wait_for_selector("#log li.error >> text=upload refused")
         page.page.set_input_files("#upload-file", str(archive))
         page.page.click("#upload-form button")
+        page.page.wait_for_selector("#model-select option[value='uploaded-steps']", state="attached")
+        # An upload joins the list; it never switches the running session's model by itself.
+        assert page.state()["model"] == "steps"
+        page.page.select_option("#model-select", "uploaded-steps")
         page.wait("window.spml.model === 'uploaded-steps'")
-        options = page.page.eval_on_selector_all("#model-select option", "els => els.map(e => e.value)")
-        assert "uploaded-steps" in options
     finally:
         page.close()
 
@@ -340,3 +342,55 @@ def test_the_page_reconnects_after_the_server_restarts(live: Any, bundles: dict[
         page.close()
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="module")
+def empty_live(bundles: dict[str, Path], example_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """(server, browser) with a camera that sees nobody: a still frame of an empty grey room."""
+    from playwright.sync_api import sync_playwright
+
+    from spml_web import create_app
+    from spml_web.server import BackgroundServer
+
+    reason = _requirements()
+    if reason:
+        pytest.skip(reason)
+    camera = tmp_path_factory.mktemp("empty_camera") / "empty_640x360.mjpeg"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=0x707070:s=640x360:r=30:d=4",
+                    "-q:v", "5", "-f", "mjpeg", str(camera)], check=True)
+    models = tmp_path_factory.mktemp("empty_models")
+    shutil.copytree(bundles["steps"], models / "steps")
+    app = create_app({"models_dir": models, "model": models / "steps"})
+    with BackgroundServer(app) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"])
+        try:
+            yield server, browser
+        finally:
+            browser.close()
+
+
+def test_status_with_an_empty_camera_and_after_stop(empty_live: Any) -> None:
+    """Nobody in view: the page says "no person" (never a class); Stop ends the stream on the server
+    and the page says "stopped", with nothing drawn or classified afterwards."""
+    server, browser = empty_live
+    page = Page(server, browser)
+    try:
+        page.wait("window.spml.workerReady")
+        page.page.click("#start-camera")
+        page.wait("window.spml.predictions >= 10 && window.spml.lastPrediction.status === 'no_person'")
+        assert page.page.inner_text("#label") == "no person"
+        state = page.state()
+        assert state["posesWithPerson"] == 0 and state["lastPrediction"]["label"] is None
+        assert " / 30" in page.page.inner_text("#rate")  # input fps next to the bundle's
+        page.page.click("#stop")
+        page.wait("window.spml.streamEnded && window.spml.streamEnded.reason === 'stop'", timeout_s=10)
+        assert page.page.inner_text("#label") == "stopped"
+        before = page.state()
+        time.sleep(1.0)
+        after = page.state()
+        assert after["framesSent"] == before["framesSent"] and after["poses"] == before["poses"]
+        assert page.page.inner_text("#label") == "stopped" and page.overlay_pixels() == 0
+        assert after["errors"] == [], after["errors"]  # no "keypoints.width ... got 0" after Stop
+    finally:
+        page.close()

@@ -149,6 +149,15 @@ function connect() {
     state.actuators = (msg && msg.actuators) || [];
   });
   socket.on("action", onAction);
+  socket.on("stream_ended", (msg) => {
+    state.streamEnded = msg;
+    const offs = msg.actions.filter((a) => a.action === "off").length;
+    log(`stream ended (${msg.reason})${offs ? `: ${offs} device(s) switched off` : ""}`, false, "action");
+  });
+  socket.on("late", (msg) => {
+    state.late = (state.late || 0) + msg.count;
+    log(`server dropped ${msg.count} late frame(s) (older than ${msg.max_age_ms} ms)`, true);
+  });
   socket.on("pose", onServerPose);
   socket.on("error", onServerError);
   socket.on("health_pong", (msg) => {
@@ -277,7 +286,18 @@ function onPrediction(msg) {
     if (state.lastStatus !== undefined || msg.status !== "ok") timeline.mark(msg.status.replace("_", " "), "status");
     state.lastStatus = msg.status;
   }
-  if (!state.running || msg.label == null) return; // after Stop, or no class yet: nothing to show
+  if (!state.running) return; // after Stop: nothing to show
+  showRate(msg);
+  if (msg.label == null) {
+    // No class for this window: say why instead of showing the last class (docs/live.md).
+    state.panels = "status";
+    $("label").textContent = STATUS_TEXT[msg.status] || msg.status || "no class";
+    $("label").classList.add("stale");
+    $("probabilities").replaceChildren();
+    $("pred-frame").textContent = msg.frame;
+    $("decision").textContent = `decision: ${msg.decision ?? "–"}`;
+    return;
+  }
   if (state.panels !== "live") {
     $("label").classList.remove("stale");
     state.panels = "live";
@@ -311,6 +331,24 @@ function onPrediction(msg) {
     list.append(li);
   }
   timeline.add(msg.label, msg.probabilities[msg.label]);
+}
+
+// Why a window has no class (the result's status); the decision layer treats each as "off".
+const STATUS_TEXT = {
+  warming_up: "warming up…",
+  no_person: "no person",
+  low_visibility: "low visibility",
+  too_slow: "too slow",
+  unknown: "unknown",
+  stale: "late",
+};
+
+// Input frame rate next to the bundle's: below the bundle's lowest supported rate, results say too_slow.
+function showRate(msg) {
+  if (msg.bundle_fps == null) return;
+  const input = msg.input_fps == null ? "–" : msg.input_fps.toFixed(1);
+  $("rate").textContent = `${input} / ${msg.bundle_fps.toFixed(0)}`;
+  $("rate").title = `input fps / the bundle's fps (lowest supported input: ${msg.min_input_fps.toFixed(1)} fps)`;
 }
 
 // Actions of the server's decision layer, for every configured actuator (docs/actuation.md).
@@ -350,6 +388,8 @@ function startWorker() {
 }
 
 function onPose(frame, tMs, landmarks) {
+  // A pose result still in flight at Stop is neither drawn nor sent (its video is gone).
+  if (!state.running || !video.videoWidth) return;
   state.poses += 1;
   if (landmarks) state.posesWithPerson += 1;
   const now = performance.now();
@@ -379,6 +419,7 @@ function onServerPose(msg) {
 }
 
 function onPoseFromServer(msg) {
+  if (!state.running) return;
   state.poses += 1;
   if (msg.landmarks) state.posesWithPerson += 1;
   const now = performance.now();
@@ -458,10 +499,17 @@ function beginStream(source, name = null) {
   if (source !== "session") scheduleFrame(loopToken);
 }
 
-function stopStream() {
+// The server switches this stream's devices off at once and stops classifying it.
+function endStream(reason) {
+  if (socket && socket.connected) socket.emit("end_stream", { reason });
+  if (reason !== "stop") timeline.mark(reason.replace("_", " "), "stop");
+}
+
+function stopStream(reason = "stop") {
   const wasRunning = state.running;
   state.running = false;
   loopToken += 1;
+  if (wasRunning) endStream(typeof reason === "string" ? reason : "stop");
   if (state.recording || mediaRecorder) stopRecording();
   if (wasRunning) {
     timeline.mark("stop", "stop");
@@ -665,7 +713,14 @@ async function boot() {
 
   $("start-camera").onclick = startCamera;
   $("replay-file").onchange = (e) => e.target.files[0] && startReplay(e.target.files[0]);
-  $("stop").onclick = stopStream;
+  $("stop").onclick = () => stopStream("stop");
+  // A hidden tab gets no video frames: end the stream (devices off) rather than leave it hanging.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden" && state.running) stopStream("hidden");
+  });
+  window.addEventListener("pagehide", () => {
+    if (state.running) endStream("closed");
+  });
   $("log-filter").onchange = filterLog;
   $("record").onchange = (e) => {
     if (!state.running) return;
@@ -675,7 +730,9 @@ async function boot() {
   video.onended = () => {
     log("replay finished");
     if (state.recording || mediaRecorder) stopRecording();
+    if (state.running) endStream("replay_end");
     state.running = false;
+    showPanels("replay finished");
     $("stop").disabled = true;
   };
   $("pose-mode").onchange = (e) => {
