@@ -1,6 +1,6 @@
 """Resumable, loss-free extraction: a run killed with SIGKILL loses no finished video and leaves no
 corrupt file, the re-run finishes only what is missing, stale outputs are redone, failing videos are
-retried and reported while the others finish, and the run manifest survives torn writes."""
+retried and reported while the others finish, and the run log survives torn writes."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from spml_core.builtin.executors import LocalExecutor
 from spml_core.cli.main import main
 from spml_core.errors import SpmlError
 from spml_core.execution import map_with_retries
-from spml_core.keypoints.runlog import MANIFEST_NAME, RunManifest
+from spml_core.keypoints.runlog import RUNLOG_NAME, RunLog
 from spml_core.pipeline import run_extract
 from spml_core.keypoints.sequence import file_sha256, load_keypoints
 
@@ -83,7 +83,7 @@ def test_sigkill_mid_run_loses_nothing_and_rerun_finishes_only_the_missing(clips
     assert {n: after[n] for n in survivors} == survivors  # finished videos untouched (mtime and bytes)
     assert len(after) == 4 and all(load_keypoints(out / n).n_frames == 60 for n in after)
     assert not leftover.exists() and not list(out.glob(".*.part"))
-    with RunManifest.open(out) as manifest:
+    with RunLog.open(out) as manifest:
         for name in after:
             rec = manifest.get(name)
             assert rec.status == "done" and rec.out_sha256 == after[name][1]
@@ -94,7 +94,7 @@ def test_sigkill_mid_run_loses_nothing_and_rerun_finishes_only_the_missing(clips
 def test_stale_or_corrupt_outputs_are_redone_and_good_ones_kept(finished: Path, clips: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    for name in ("clip0.parquet", "clip1.parquet", MANIFEST_NAME):
+    for name in ("clip0.parquet", "clip1.parquet", RUNLOG_NAME):
         (out / name).write_bytes((finished / name).read_bytes())
     for name in ("clip0.parquet", "clip1.parquet"):  # copies have new mtimes: verified by hash instead
         os.utime(out / name, ns=(time.time_ns(), time.time_ns()))
@@ -127,7 +127,7 @@ def test_outputs_without_a_manifest_are_adopted_not_redone(finished: Path, clips
     before = state(out)
     results = run_extract([clips / "clip0.avi"], out, "mediapipe", LITE, quiet=True)
     assert [r.status for r in results] == ["skipped"] and state(out) == before
-    with RunManifest.open(out) as manifest:
+    with RunLog.open(out) as manifest:
         rec = manifest.get("clip0.parquet")
         assert rec.status == "done" and rec.out_sha256 == before["clip0.parquet"][1]
 
@@ -159,14 +159,14 @@ def test_failing_video_is_retried_and_reported_while_others_finish(
     assert load_keypoints(out / "clip2.parquet").n_frames == 60
     assert "failed on attempt 1 of 3, retrying" in captured.out + captured.err
     assert f"{videos / 'broken.avi'}: FAILED: " in captured.err and "(after 3 attempts)" in captured.err
-    with RunManifest.open(out) as manifest:
+    with RunLog.open(out) as manifest:
         rec = manifest.get("broken.parquet")
         assert rec.status == "failed" and rec.attempts == 3 and "cannot be decoded" in rec.error
     # The next run retries only the failed video; attempts keep counting for the same content.
     results = run_extract(videos, out, "mediapipe", LITE, retries=0, quiet=True)
     assert {r.video.name: r.status for r in results} == {
         "broken.avi": "failed", "clip0.avi": "skipped", "clip2.avi": "skipped"}
-    with RunManifest.open(out) as manifest:
+    with RunLog.open(out) as manifest:
         assert manifest.get("broken.parquet").attempts == 4
 
 
@@ -190,22 +190,22 @@ def test_a_transient_failure_succeeds_on_retry(tmp_path: Path) -> None:
 
 # -- the manifest itself -------------------------------------------------------------------
 def test_one_run_per_output_folder(tmp_path: Path) -> None:
-    with RunManifest.open(tmp_path):
+    with RunLog.open(tmp_path):
         with pytest.raises(SpmlError, match=f"{tmp_path}: another spml run is writing to this folder \\(pid {os.getpid()}\\)"):
-            with RunManifest.open(tmp_path):
+            with RunLog.open(tmp_path):
                 pass
-    with RunManifest.open(tmp_path):  # released on exit
+    with RunLog.open(tmp_path):  # released on exit
         pass
 
 
 def test_torn_last_line_is_skipped_and_the_manifest_compacted(finished: Path, tmp_path: Path) -> None:
-    lines = (finished / MANIFEST_NAME).read_text().splitlines()
+    lines = (finished / RUNLOG_NAME).read_text().splitlines()
     assert len(lines) == 4  # running + done for each of two videos
-    (tmp_path / MANIFEST_NAME).write_text("\n".join(lines) + "\n" + lines[-1][: len(lines[-1]) // 2])
-    with RunManifest.open(tmp_path) as manifest:
+    (tmp_path / RUNLOG_NAME).write_text("\n".join(lines) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    with RunLog.open(tmp_path) as manifest:
         assert {name: rec.status for name, rec in manifest.records.items()} == {
             "clip0.parquet": "done", "clip1.parquet": "done"}
-    compacted = (tmp_path / MANIFEST_NAME).read_text().splitlines()
+    compacted = (tmp_path / RUNLOG_NAME).read_text().splitlines()
     assert len(compacted) == 2 and all(json.loads(line)["status"] == "done" for line in compacted)
 
 

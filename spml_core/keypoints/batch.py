@@ -16,7 +16,7 @@ from spml_core.keypoints.extract import (
     run_job,
 )
 from spml_core.keypoints.resume import result_record, resume_plan, running_records
-from spml_core.keypoints.runlog import RunManifest
+from spml_core.keypoints.runlog import RunLog
 from spml_core.keypoints.sequence import file_sha256
 from spml_core.registry import Registry, print_load_errors, validate_options
 from spml_core.util.progress import progress_bar
@@ -62,14 +62,14 @@ def run_extract(
             results.append(ExtractResult(job.video, job.out, "failed", message=f"cannot read: {exc.strerror}"))
             continue
         hashed.append(job)
-    with RunManifest.open(Path(out_dir)) as manifest:
-        if manifest.removed_parts and not quiet:
-            print(f"spml extract: removed {len(manifest.removed_parts)} partial file(s) of an interrupted run",
+    with RunLog.open(Path(out_dir)) as runlog:
+        if runlog.removed_parts and not quiet:
+            print(f"spml extract: removed {len(runlog.removed_parts)} partial file(s) of an interrupted run",
                   file=sys.stderr)
-        skipped, todo = resume_plan(manifest, hashed)
+        skipped, todo = resume_plan(runlog, hashed)
         results += skipped
         results += _extract_with_retries(
-            ex, todo, manifest, DEFAULT_RETRIES if retries is None else retries, quiet
+            ex, todo, runlog, DEFAULT_RETRIES if retries is None else retries, quiet
         )
     for r in results:
         if r.status == "skipped" and not quiet:
@@ -88,16 +88,16 @@ def run_extract(
 
 
 def _extract_with_retries(
-    ex: Any, todo: list[Any], manifest: Any, retries: int, quiet: bool
+    ex: Any, todo: list[Any], runlog: Any, retries: int, quiet: bool
 ) -> list[ExtractResult]:
-    """Run jobs on the executor, recording each start and end in the manifest; one bar for all workers."""
+    """Run jobs on the executor, recording each start and end in the runlog; one bar for all workers."""
 
     frames = {j.out: _frame_count(j.video) for j in todo}
     results: list[ExtractResult] = []
     with progress_bar(total=sum(frames.values()), unit="frame", desc="extract", disable=quiet or not todo) as bar:
 
         def before_round(jobs: list[Any], attempt: int) -> None:
-            manifest.append(running_records(manifest, jobs))
+            runlog.append(running_records(runlog, jobs))
             if attempt > 1:  # retried videos are decoded again from the start
                 bar.total = (bar.total or 0) + sum(frames[j.out] for j in jobs)
                 bar.refresh()
@@ -109,7 +109,7 @@ def _extract_with_retries(
             if isinstance(result, BaseException):
                 result = ExtractResult(job.video, job.out, "failed", message=f"{type(result).__name__}: {result}")
             result.attempts = attempt
-            manifest.append([result_record(manifest, job, result)])
+            runlog.append([result_record(runlog, job, result)])
             if final:
                 results.append(result)
             if not quiet:

@@ -27,7 +27,7 @@ class ExtractJob:
     options: dict[str, Any]
     sha256: str = ""
     formats: tuple[str, ...] = ("parquet",)
-    # The driver already decided this output is missing or stale (run manifest): don't skip it.
+    # The driver already decided this output is missing or stale (run log): don't skip it.
     force: bool = False
 
 
@@ -131,7 +131,7 @@ def run_job(job: ExtractJob, progress: Callable[[int], None] | None = None) -> E
             msg = f"{msg}; {short}" if msg else short
         return ExtractResult(
             job.video, job.out, "written", seq.n_frames, detected, time.perf_counter() - start, msg, extra,
-            out_sha256=file_sha256(job.out),  # hashed here, where the file is, for the run manifest
+            out_sha256=file_sha256(job.out),  # hashed here, where the file is, for the run log
         )
     except Exception as exc:  # one failing video must not stop the others
         message = str(exc) if isinstance(exc, SpmlError) else f"{type(exc).__name__}: {exc}"

@@ -1,4 +1,4 @@
-"""Resuming extraction runs: which outputs are finished, and the manifest records of each attempt."""
+"""Resuming extraction runs: which outputs are finished, and the runlog records of each attempt."""
 
 from __future__ import annotations
 
@@ -11,28 +11,28 @@ from spml_core.keypoints.extract import (
     _extras_present,
     is_up_to_date,
 )
-from spml_core.keypoints.runlog import RunManifest, VideoRecord
+from spml_core.keypoints.runlog import RunLog, VideoRecord
 from spml_core.keypoints.sequence import file_sha256
 
 
-def resume_plan(manifest: RunManifest, jobs: list[ExtractJob]) -> tuple[list[ExtractResult], list[ExtractJob]]:
+def resume_plan(runlog: RunLog, jobs: list[ExtractJob]) -> tuple[list[ExtractResult], list[ExtractJob]]:
     """Split hashed jobs into finished ones (skipped results) and the ones to run (forced).
 
     A video is finished when its output's own metadata names the same video content, estimator
-    and options and, if the manifest has a done record for those inputs, the file is still
+    and options and, if the runlog has a done record for those inputs, the file is still
     the one that record describes. An output that is valid but unrecorded (its run was killed
-    between the rename and the manifest write, or it predates manifests) is adopted.
+    between the rename and the runlog write, or it predates manifests) is adopted.
     """
     skipped: list[ExtractResult] = []
     todo: list[ExtractJob] = []
     adopted: list[VideoRecord] = []
     for job in jobs:
-        rec = manifest.get(job.out.name)
+        rec = runlog.get(job.out.name)
         file_ok = is_up_to_date(job.out, job.sha256, job.estimator, job.options) and _extras_present(job)
         if file_ok and rec is not None and rec.status == "done" and rec.same_inputs(
             job.sha256, job.estimator, job.options
         ):
-            finished = manifest.output_matches(rec)
+            finished = runlog.output_matches(rec)
         elif file_ok:
             adopted.append(_adopt(job, rec))
             finished = True
@@ -42,15 +42,15 @@ def resume_plan(manifest: RunManifest, jobs: list[ExtractJob]) -> tuple[list[Ext
             skipped.append(ExtractResult(job.video, job.out, "skipped", message="up to date"))
         else:
             todo.append(dataclasses.replace(job, force=True))
-    manifest.append(adopted)
+    runlog.append(adopted)
     return skipped, todo
 
 
-def running_records(manifest: RunManifest, jobs: list[ExtractJob]) -> list[VideoRecord]:
+def running_records(runlog: RunLog, jobs: list[ExtractJob]) -> list[VideoRecord]:
     """Records marking jobs as started; attempts count on from earlier unfinished tries of the same inputs."""
     out = []
     for job in jobs:
-        prev = manifest.get(job.out.name)
+        prev = runlog.get(job.out.name)
         before = (
             prev.attempts
             if prev is not None and prev.status != "done" and prev.same_inputs(job.sha256, job.estimator, job.options)
@@ -60,9 +60,9 @@ def running_records(manifest: RunManifest, jobs: list[ExtractJob]) -> list[Video
     return out
 
 
-def result_record(manifest: RunManifest, job: ExtractJob, result: ExtractResult) -> VideoRecord:
+def result_record(runlog: RunLog, job: ExtractJob, result: ExtractResult) -> VideoRecord:
     """The record of a finished attempt: done with the output's hash and stat, or failed with the error."""
-    prev = manifest.get(job.out.name)
+    prev = runlog.get(job.out.name)
     attempts = prev.attempts if prev is not None else 1
     if result.status == "failed":
         return _record(job, "failed", attempts=attempts, error=result.message, seconds=result.seconds)

@@ -1,11 +1,11 @@
-"""The run manifest of an output folder: what each video's output was made from, and whether it is done.
+"""The run log of an output folder: what each video's output was made from, and whether it is done.
 
 ``<out>/.spml-run.jsonl`` holds one JSON record per line, the last line for a video winning.
 The driver appends a record (then fsyncs) whenever a video starts or ends, so a run killed at
 any point loses no finished video: outputs themselves are written atomically by the workers
 (temp file + rename), and a record is appended only after its output is in place. On the next
 run the folder is locked (one run per folder), temp files of killed writers (``.*.part``) are
-removed, the manifest is compacted, and a video is skipped only when its record says done for
+removed, the log is compacted, and a video is skipped only when its record says done for
 the same video content, estimator and options, and the output file still matches (its hash,
 and the provenance stored in the file's own metadata).
 """
@@ -26,7 +26,7 @@ from spml_core.errors import SpmlError
 from spml_core.keypoints.sequence import file_sha256
 from spml_core.util.atomic import write_text_atomic
 
-MANIFEST_NAME = ".spml-run.jsonl"
+RUNLOG_NAME = ".spml-run.jsonl"
 LOCK_NAME = ".spml-run.lock"
 FORMAT_VERSION = 1
 
@@ -58,12 +58,12 @@ class VideoRecord(BaseModel):
         return self.sha256 == sha256 and self.estimator == estimator and self.options == options
 
 
-class RunManifest:
-    """The manifest of one output folder, held under an exclusive lock while a run writes there."""
+class RunLog:
+    """The run log of one output folder, held under an exclusive lock while a run writes there."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.path = self.folder / MANIFEST_NAME
+        self.path = self.folder / RUNLOG_NAME
         self.records: dict[str, VideoRecord] = {}
         self.removed_parts: list[Path] = []
         self._fh: Any = None
@@ -71,19 +71,19 @@ class RunManifest:
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, folder: Path) -> Iterator[RunManifest]:
-        """Lock the folder, clean up after killed runs, load and compact the manifest."""
-        manifest = cls(folder)
-        manifest._lock()
+    def open(cls, folder: Path) -> Iterator[RunLog]:
+        """Lock the folder, clean up after killed runs, load and compact the log."""
+        runlog = cls(folder)
+        runlog._lock()
         try:
-            manifest.removed_parts = remove_partial_files(manifest.folder)
-            manifest._load_and_compact()
-            manifest._fh = open(manifest.path, "a", encoding="utf-8")
-            yield manifest
+            runlog.removed_parts = remove_partial_files(runlog.folder)
+            runlog._load_and_compact()
+            runlog._fh = open(runlog.path, "a", encoding="utf-8")
+            yield runlog
         finally:
-            if manifest._fh is not None:
-                manifest._fh.close()
-            manifest._unlock()
+            if runlog._fh is not None:
+                runlog._fh.close()
+            runlog._unlock()
 
     def get(self, output: str) -> VideoRecord | None:
         """The latest record for an output file name, if any."""
@@ -153,7 +153,7 @@ class RunManifest:
         try:
             text = self.path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise SpmlError(f"{self.path}: cannot read run manifest ({exc.strerror})") from None
+            raise SpmlError(f"{self.path}: cannot read run log ({exc.strerror})") from None
         lines = text.splitlines()
         for line in lines:
             # A run killed during a write leaves at most one torn last line: skip what does not parse.

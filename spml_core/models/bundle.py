@@ -24,9 +24,8 @@ from spml_core.models.archive import (
     check_no_pickles,
     safe_extract_zip,
 )
-from spml_core.util.atomic import atomic_path, write_bytes_atomic
+from spml_core.util.atomic import atomic_path
 
-SCHEMA_VERSION = 1
 
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -290,11 +289,4 @@ def write_bundle(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def add_files(bundle_dir: str | os.PathLike[str], files: dict[str, bytes]) -> None:
-    """Add (or replace) evaluation outputs inside a bundle folder, each atomically."""
-
-    for name, data in files.items():
-        write_bytes_atomic(Path(bundle_dir) / name, data)
 

@@ -125,7 +125,7 @@ def test_scheduler_address_runs_on_that_cluster(tasks, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_dask_and_local_executors_write_identical_keypoints(tmp_path: Path, cut_clips: Any) -> None:
-    from spml_core.keypoints.runlog import RunManifest
+    from spml_core.keypoints.runlog import RunLog
     from spml_core.pipeline import run_extract
     from spml_core.keypoints.sequence import load_keypoints
 
@@ -146,7 +146,7 @@ def test_dask_and_local_executors_write_identical_keypoints(tmp_path: Path, cut_
         np.testing.assert_array_equal(a.timestamps_ms, b.timestamps_ms)
         assert a.meta() == b.meta()
     # Both runs recorded every video as done with the same output hashes.
-    with RunManifest.open(local) as m_local, RunManifest.open(dask) as m_dask:
+    with RunLog.open(local) as m_local, RunLog.open(dask) as m_dask:
         for clip in clips:
             rec_l, rec_d = m_local.get(f"{clip.stem}.parquet"), m_dask.get(f"{clip.stem}.parquet")
             assert rec_l.status == rec_d.status == "done"
