@@ -124,11 +124,7 @@ class Config(Strict):
     @field_validator("actuators")
     @classmethod
     def _unique_actuator_names(cls, actuators: list[ActuatorConfig]) -> list[ActuatorConfig]:
-        names = [a.label for a in actuators]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"actuator names must be unique; give each a `name:` (repeated: {', '.join(dupes)})")
-        return actuators
+        return ActuatorConfig.check_unique(actuators)
 
     def resolve(self, path: Path | str) -> Path:
         """Resolve a path from the config against the config file's folder."""

@@ -23,6 +23,7 @@ from spml_core.components import Strict
 from spml_core.errors import ConfigError, UnknownComponentError
 from spml_core.payloads import PayloadError
 from spml_core.registry import Registry
+from spml_core.util.names import repeated
 
 if TYPE_CHECKING:
     from spml_core.components import Actuator
@@ -53,6 +54,14 @@ class ActuatorConfig(Strict):
     def label(self) -> str:
         """The actuator's name in logs and events."""
         return self.name or self.use
+
+    @staticmethod
+    def check_unique(actuators: list[ActuatorConfig]) -> list[ActuatorConfig]:
+        """The actuators, if their names (labels) are unique; a ValueError naming the repeats otherwise."""
+        dupes = repeated(a.label for a in actuators)
+        if dupes:
+            raise ValueError(f"actuator names must be unique; give each a `name:` (repeated: {', '.join(dupes)})")
+        return actuators
 
 
 

@@ -10,7 +10,8 @@ from pydantic import Field
 
 from spml_core.components import ImportedKeypoints, KeypointImporter
 from spml_core.components import Options as BaseOptions
-from spml_core.datasets.plan import SEQUENCE_SUFFIX, read_sequence_json, sequence_stem
+from spml_core.datasets.plan import SEQUENCE_SUFFIX, sequence_stem
+from spml_core.keypoints.streamposeml import read_sequence_json
 from spml_core.errors import SpmlError
 from spml_core.keypoints.sequence import PoseSequence, file_sha256
 from spml_core.keypoints.skeleton import N_LANDMARKS

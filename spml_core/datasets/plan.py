@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from spml_core.datasets.annotations import (
     AnnotationSchema,
     VideoAnnotations,
@@ -17,13 +15,17 @@ from spml_core.datasets.annotations import (
     video_stem,
 )
 from spml_core.errors import SpmlError
-from spml_core.keypoints.skeleton import CHANNELS, LANDMARK_NAMES, landmark_columns
+from spml_core.keypoints.skeleton import landmark_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
 from spml_core.datasets.report import AlignmentReport
 from spml_core.datasets.rows import META_COLUMNS
-from spml_core.keypoints.sequence import _META_KEY, FORMAT_VERSION, parse_keypoint_meta
+from spml_core.keypoints.sequence import (
+    _META_KEY,
+    checked_keypoint_meta,
+)
+from spml_core.keypoints.streamposeml import KeypointTable, read_sequence_json
 from spml_core.registry import Registry
 
 SEQUENCE_SUFFIX = "_sequence.json"
@@ -115,16 +117,6 @@ def check_annotation_sources(matched: dict[str, VideoAnnotations], infos: dict[s
 
 
 @dataclass
-class KeypointTable:
-    """One video's keypoint rows as Arrow columns: frame, timestamp_ms and the landmark columns."""
-
-    table: pa.Table
-    width: int
-    height: int
-    has_timestamps: bool = True
-
-
-@dataclass
 class KeypointFile:
     """A checked keypoint file: its row count and frame size, read before its rows are."""
 
@@ -161,68 +153,12 @@ def inspect_keypoint_file(path: Path) -> KeypointFile:
         return KeypointFile(path, kt.table.num_rows, kt.width, kt.height, kt.has_timestamps, parsed=kt)
     import pyarrow.parquet as pq
 
-
     try:
         metadata = pq.read_metadata(path)  # the footer only: cheaper than opening a ParquetFile
     except Exception as exc:  # pyarrow raises several types for corrupt or foreign files
         raise SpmlError(f"{path}: not a readable Parquet file ({exc})") from None
-    raw = (metadata.metadata or {}).get(_META_KEY)
-    if raw is None:
-        raise SpmlError(f"{path}: Parquet file has no spml keypoint metadata (not written by `spml extract`?)")
-    meta = parse_keypoint_meta(raw, path)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise SpmlError(f"{path}: unsupported keypoint format version {meta.get('format_version')!r}")
-    names = set(metadata.schema.names)
-    missing = [c for c in ["frame", "timestamp_ms", *landmark_columns()] if c not in names]
-    if missing:
-        raise SpmlError(f"{path}: keypoint file lacks columns {missing[:5]}")
+    meta = checked_keypoint_meta(path, metadata.metadata, metadata.schema.names)
     return KeypointFile(path, int(metadata.num_rows), int(meta["width"]), int(meta["height"]), metadata=metadata)
-
-
-def read_sequence_json(path: Path) -> KeypointTable:
-    """Read StreamPoseML's '<video>_sequence.json' (1-based frame numbers) as 0-based keypoint rows.
-
-    These files hold x, y, z but neither visibility (NaN here) nor timestamps (NaN: only frame
-    ranges can be aligned to them).
-    """
-    import pyarrow as pa
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SpmlError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    frames = data.get("frames") if isinstance(data, dict) else None
-    if isinstance(frames, dict):
-        frames = list(frames.values())
-    if not isinstance(frames, list):
-        raise SpmlError(f"{path}: not a StreamPoseML sequence file (no 'frames')")
-    n = len(frames)
-    numbers = np.empty(n, dtype=np.int64)
-    xyzv = np.full((n, len(LANDMARK_NAMES), len(CHANNELS)), np.nan, dtype=np.float32)
-    width = height = 0
-    nan = float("nan")
-    for i, fr in enumerate(frames):  # parsing JSON objects: one dict per frame is the file's own layout
-        try:
-            numbers[i] = int(fr["frame_number"])
-        except (KeyError, TypeError, ValueError):
-            raise SpmlError(f"{path}: frame {i} has no frame_number") from None
-        joints = fr.get("joint_positions") or {}
-        if joints:
-            try:
-                xyzv[i, :, :3] = [
-                    [nan if (v := j.get(c)) is None else v for c in ("x", "y", "z")]
-                    for j in (joints[name] for name in LANDMARK_NAMES)
-                ]
-            except KeyError as exc:
-                raise SpmlError(f"{path}: frame {numbers[i]} lacks joint {exc.args[0]!r}") from None
-        dims = fr.get("image_dimensions") or {}
-        width, height = width or int(dims.get("width") or 0), height or int(dims.get("height") or 0)
-    order = np.argsort(numbers, kind="stable")
-    numbers, xyzv = numbers[order], xyzv[order]
-    flat = xyzv.reshape(n, -1)
-    arrays = [pa.array(numbers - 1), pa.array(np.full(n, np.nan))] + [pa.array(flat[:, j]) for j in range(flat.shape[1])]
-    table = pa.Table.from_arrays(arrays, names=["frame", "timestamp_ms", *landmark_columns()])
-    return KeypointTable(table, width, height, has_timestamps=False)
 
 
 def parse_annotations(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +38,7 @@ from spml_core.features.compute import (
 )
 from spml_core.features.live import LiveFeatureBuffer
 from spml_core.util.atomic import write_text_atomic
+from spml_core.util.names import repeated
 
 SPEC_VERSION = 1
 
@@ -88,8 +88,7 @@ class FeaturePipelineSpec(BaseModel):
     @field_validator("features")
     @classmethod
     def _unique_features(cls, v: list[FeatureRef]) -> list[FeatureRef]:
-        names = [f.use for f in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated(f.use for f in v)
         if dupes:
             raise ValueError(f"feature(s) listed twice: {', '.join(dupes)}")
         return v
@@ -137,7 +136,7 @@ class FeaturePipelineSpec(BaseModel):
         """A copy with layout, window, pooling and the exact column order filled in from the components."""
         extractors = _make_extractors(self.features, registry)
         frame_columns = [c for e in extractors for c in e.columns()]
-        dupes = sorted(c for c, k in Counter(frame_columns).items() if k > 1)
+        dupes = repeated(frame_columns)
         if dupes:
             raise ConfigError(f"features produce the same column twice: {', '.join(dupes[:5])}")
         segmenter = _make_segmenter(self.segmentation, registry)

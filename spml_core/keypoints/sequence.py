@@ -173,6 +173,20 @@ class PoseSequence(BaseModel):
         return path
 
 
+def checked_keypoint_meta(path: Path, schema_metadata: dict[bytes, bytes] | None, columns: list[str]) -> dict[str, Any]:
+    """The spml metadata of a keypoint Parquet file, once its metadata, format version and columns check out."""
+    raw = (schema_metadata or {}).get(_META_KEY)
+    if raw is None:
+        raise SpmlError(f"{path}: Parquet file has no spml keypoint metadata (not written by `spml extract`?)")
+    meta = parse_keypoint_meta(raw, path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise SpmlError(f"{path}: unsupported keypoint format version {meta.get('format_version')!r}")
+    missing = [c for c in ["frame", "timestamp_ms", *landmark_columns()] if c not in columns]
+    if missing:
+        raise SpmlError(f"{path}: keypoint file lacks columns {missing[:5]}")
+    return meta
+
+
 def load_keypoints(path: str | os.PathLike[str]) -> PoseSequence:
     """Read a PoseSequence from a Parquet file written by PoseSequence.save, or from a session folder."""
     import pyarrow.parquet as pq
@@ -190,17 +204,9 @@ def load_keypoints(path: str | os.PathLike[str]) -> PoseSequence:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise SpmlError(f"{path}: not a readable Parquet keypoint file ({exc})") from exc
-    raw = (table.schema.metadata or {}).get(_META_KEY)
-    if raw is None:
-        raise SpmlError(f"{path}: Parquet file has no spml keypoint metadata (not written by spml?)")
-    meta = parse_keypoint_meta(raw, path)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise SpmlError(f"{path}: unsupported keypoint format version {meta.get('format_version')!r}")
+    meta = checked_keypoint_meta(path, table.schema.metadata, table.column_names)
     n = table.num_rows
     cols = landmark_columns()
-    missing = [c for c in ["frame", "timestamp_ms", *cols] if c not in table.column_names]
-    if missing:
-        raise SpmlError(f"{path}: missing columns {missing[:5]}")
     xyzv = np.column_stack([table.column(c).to_numpy() for c in cols]) if n else np.zeros((0, len(cols)))
     world = None
     if meta.get("has_world"):

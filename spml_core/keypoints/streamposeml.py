@@ -33,21 +33,27 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spml_core.errors import SpmlError
 from spml_core.keypoints.skeleton import (
+    CHANNELS,
     EXTENDED_NAMES,
     INDEX,
     LANDMARK_NAMES,
+    landmark_columns,
     with_derived_joints,
 )
 from spml_core.registry import Registry
 from spml_core.util.atomic import write_text_atomic
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from spml_core.keypoints.sequence import PoseSequence
 
 SEQUENCE_SOURCE = "mediapipe"
@@ -231,3 +237,61 @@ def _replace_dir(target: Path, files: dict[str, Any]) -> None:
         if old is not None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(old)
+
+
+# -- reading StreamPoseML's sequence JSON ------------------------------------------------------------
+@dataclass
+class KeypointTable:
+    """One video's keypoint rows as Arrow columns: frame, timestamp_ms and the landmark columns."""
+
+    table: pa.Table
+    width: int
+    height: int
+    has_timestamps: bool = True
+
+
+
+def read_sequence_json(path: Path) -> KeypointTable:
+    """Read StreamPoseML's '<video>_sequence.json' (1-based frame numbers) as 0-based keypoint rows.
+
+    These files hold x, y, z but neither visibility (NaN here) nor timestamps (NaN: only frame
+    ranges can be aligned to them).
+    """
+    import pyarrow as pa
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpmlError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    frames = data.get("frames") if isinstance(data, dict) else None
+    if isinstance(frames, dict):
+        frames = list(frames.values())
+    if not isinstance(frames, list):
+        raise SpmlError(f"{path}: not a StreamPoseML sequence file (no 'frames')")
+    n = len(frames)
+    numbers = np.empty(n, dtype=np.int64)
+    xyzv = np.full((n, len(LANDMARK_NAMES), len(CHANNELS)), np.nan, dtype=np.float32)
+    width = height = 0
+    nan = float("nan")
+    for i, fr in enumerate(frames):  # parsing JSON objects: one dict per frame is the file's own layout
+        try:
+            numbers[i] = int(fr["frame_number"])
+        except (KeyError, TypeError, ValueError):
+            raise SpmlError(f"{path}: frame {i} has no frame_number") from None
+        joints = fr.get("joint_positions") or {}
+        if joints:
+            try:
+                xyzv[i, :, :3] = [
+                    [nan if (v := j.get(c)) is None else v for c in ("x", "y", "z")]
+                    for j in (joints[name] for name in LANDMARK_NAMES)
+                ]
+            except KeyError as exc:
+                raise SpmlError(f"{path}: frame {numbers[i]} lacks joint {exc.args[0]!r}") from None
+        dims = fr.get("image_dimensions") or {}
+        width, height = width or int(dims.get("width") or 0), height or int(dims.get("height") or 0)
+    order = np.argsort(numbers, kind="stable")
+    numbers, xyzv = numbers[order], xyzv[order]
+    flat = xyzv.reshape(n, -1)
+    arrays = [pa.array(numbers - 1), pa.array(np.full(n, np.nan))] + [pa.array(flat[:, j]) for j in range(flat.shape[1])]
+    table = pa.Table.from_arrays(arrays, names=["frame", "timestamp_ms", *landmark_columns()])
+    return KeypointTable(table, width, height, has_timestamps=False)

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from spml_core.datasets.plan import SEQUENCE_SUFFIX, read_sequence_json, sequence_stem
+from spml_core.datasets.plan import SEQUENCE_SUFFIX, sequence_stem
+from spml_core.keypoints.streamposeml import read_sequence_json
 from spml_core.errors import SpmlError
 from spml_core.keypoints.extract import VIDEO_EXTENSIONS, ExtractJob, run_job
 from spml_core.keypoints.sequence import PoseSequence, file_sha256, load_keypoints
@@ -83,12 +84,18 @@ def find_inputs(paths: list[Path]) -> list[tuple[Path, str, str]]:
             found.append((f, sequence_stem(f) if f.name.endswith(SEQUENCE_SUFFIX) else f.stem, kind))
     if not found:
         raise SpmlError(f"{', '.join(map(str, paths))}: no videos or keypoint files found")
-    seen: dict[str, Path] = {}
-    for f, stem, _ in found:
-        if stem in seen:
-            raise SpmlError(f"{f}: same stem '{stem}' as {seen[stem]}; outputs are named by stem, give one of them")
-        seen[stem] = f
-    return found
+    seen: dict[str, tuple[Path, str, str]] = {}
+    for item in found:
+        f, stem, _ = item
+        other = seen.get(stem)
+        if other is not None:
+            # `spml extract --format streamposeml` writes both: the Parquet file holds the same frames and more.
+            if {f.suffix, other[0].suffix} == {".parquet", ".json"}:
+                seen[stem] = item if f.suffix == ".parquet" else other
+                continue
+            raise SpmlError(f"{f}: same stem '{stem}' as {other[0]}; outputs are named by stem, give one of them")
+        seen[stem] = item
+    return list(seen.values())
 
 
 def _kind(path: Path) -> str | None:

@@ -107,6 +107,9 @@ class WebConfig(BaseModel):
         description="A connection that sends no event for this long is closed (answering pings does not count)",
     )
     max_sessions_per_client: int = Field(default=16, ge=1, description="Connections one IP address may hold at once")
+    websocket_only: bool = Field(
+        default=False, description="Offer only the WebSocket transport (set by spml serve --workers N > 1)"
+    )
     bundle_check_timeout_s: float = Field(
         default=60.0, gt=0, description="Time an uploaded bundle's trial load and run in a child process may take"
     )
@@ -131,11 +134,7 @@ class WebConfig(BaseModel):
     @field_validator("actuators")
     @classmethod
     def _unique_actuators(cls, v: list[ActuatorConfig]) -> list[ActuatorConfig]:
-        names = [a.label for a in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"actuator names must be unique; give each a `name:` (repeated: {', '.join(dupes)})")
-        return v
+        return ActuatorConfig.check_unique(v)
 
     @field_validator("record")
     @classmethod
