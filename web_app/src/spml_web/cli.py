@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
+from spml_core import vet_bundle
 from spml_core.components import CliCommand
 from spml_core.errors import ConfigError, SpmlError
 
 # Built-in values of the options that config.yml's `serve:` block may also set; the command line wins.
 DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1", "port": 5001, "every": 1, "pose_model": "lite", "decision_frames": 3,
-    "max_upload_mb": 64.0, "message_queue_channel": "spml",
+    "max_upload_mb": 64.0, "message_queue_channel": "spml", "workers": 1,
 }
 PATH_KEYS = ("model", "models_dir", "sessions_dir")
 # Settings of the app that the serve: block must not set, and what to use instead.
@@ -64,6 +67,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "(one folder per stream: keypoints.parquet, events.jsonl, session.json, video.webm)")
     p.add_argument("--record", action="store_true", default=None,
                    help="record every session's streams into --sessions-dir (the page's Record box starts ticked)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="server processes sharing the port (default 1; 0 = one per core); more than one serves "
+                        "WebSocket clients only and cannot drive server-side actuators (docs/web_app.md)")
+    p.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="host name clients use to reach the server (repeatable); default: localhost names and the "
+                        "bound address. Requests for other names are refused (DNS rebinding)")
+    p.add_argument("--max-events-per-s", type=float, metavar="R",
+                   help="Socket.IO events one connection may send per second (default 120); the excess is dropped")
+    p.add_argument("--idle-timeout", type=float, metavar="S",
+                   help="close connections that send nothing for S seconds (default 60)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every HTTP request")
     return p
 
@@ -87,7 +100,12 @@ def settings_from(args: argparse.Namespace, spml_config: Any = None) -> dict[str
              "cors_allowed_origins": args.cors_origin, "max_upload_mb": args.max_upload_mb,
              "message_queue": args.message_queue, "message_queue_channel": args.message_queue_channel,
              "sessions_dir": getattr(args, "sessions_dir", None), "record": getattr(args, "record", None),
-             "peer_compat": getattr(args, "peer_compat", None), "peer_true_class": getattr(args, "peer_true_class", None)}
+             "peer_compat": getattr(args, "peer_compat", None), "peer_true_class": getattr(args, "peer_true_class", None),
+             "workers": getattr(args, "workers", None), "allowed_hosts": getattr(args, "allowed_host", None),
+             "max_events_per_s": getattr(args, "max_events_per_s", None),
+             "idle_timeout_s": getattr(args, "idle_timeout", None)}
+    if block_token := os.environ.get("SPML_ACCESS_TOKEN"):
+        settings.setdefault("access_token", block_token)  # kept off the command line, where `ps` shows it
     settings.update({k: v for k, v in flags.items() if v is not None})
     return settings
 
@@ -100,6 +118,7 @@ class ServeSettings:
         self.settings = settings_from(args, spml_config)
         self.host: str = self.settings.pop("host")
         self.port: int = self.settings.pop("port")
+        self.workers: int = self.settings.pop("workers", 1)
         self._check(check_paths)
 
     def where(self, key: str) -> str:
@@ -117,6 +136,10 @@ class ServeSettings:
         models_dir = settings.get("models_dir")
         if check_paths and models_dir is not None and Path(models_dir).exists() and not Path(models_dir).is_dir():
             raise SpmlError(f"{where('models_dir')} {models_dir}: not a folder")
+        workers = self.workers
+        if not isinstance(workers, int) or isinstance(workers, bool) or not 0 <= workers <= 256:
+            raise SpmlError(f"{where('workers')} {workers!r}: must be an integer 0..256 (0: one per core)")
+        self.workers = workers or (os.cpu_count() or 1)
         port = self.port
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise SpmlError(f"{where('port')} {port!r}: must be an integer 0..65535")
@@ -170,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
     from spml_core.registry import Registry, print_load_errors
     from spml_web.app import create_app
     from spml_web.server import serve_forever
+    from spml_web.settings import as_config
+    from spml_web.workers import serve_workers
 
     spml_config = None
     if args.config is not None:
@@ -177,14 +202,32 @@ def run(args: argparse.Namespace) -> int:
 
         spml_config = load_config(args.config)
     serve = ServeSettings(args, spml_config)
-    if serve.host not in ("127.0.0.1", "localhost", "::1"):
+    if serve.host not in ("127.0.0.1", "localhost", "::1") and not serve.settings.get("access_token"):
         print(f"spml serve: warning: binding {serve.host} makes the app reachable from other machines; "
-              "it has no authentication", flush=True)
+              "set an access token (SPML_ACCESS_TOKEN or serve.access_token; docs/web_app.md)", flush=True)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
     registry = getattr(args, "_registry", None) or Registry().load()
     print_load_errors(registry)
     if spml_config is not None:
         _print_actuators(args.config, spml_config)
+    model = serve.settings.get("model")
+    if model is not None:
+        # The bundle is tried in a child process first: corrupt weights that crash the loader end
+        # that child with a clear message, never this server.
+        vet_bundle(model)
+    if serve.workers > 1:
+        serve.settings["websocket_only"] = True
+        serve.settings.setdefault("secret_key", secrets.token_hex(32))  # one CSRF token across the workers
+        if any(a.run_in == "server" for a in serve.settings.get("actuators") or []):
+            raise SpmlError(f"{serve.where('workers')} {serve.workers}: server-side actuators need one process "
+                            "(each worker would drive the device); use --workers 1")
+    try:
+        as_config(serve.settings)
+    except ConfigError as exc:
+        raise serve.explain(exc) from None
+    if serve.workers > 1:
+        serve_workers(lambda: create_app(serve.settings, registry=registry), serve.host, serve.port, serve.workers)
+        return 0
     try:
         app = create_app(serve.settings, registry=registry)
     except ConfigError as exc:

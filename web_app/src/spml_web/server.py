@@ -13,7 +13,7 @@ import gc
 import logging
 import signal
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -37,12 +37,13 @@ class NoDelayRequestHandler(WSGIRequestHandler):
         log.debug("%s: " + format, self.address_string(), *args)
 
 
-def make_app_server(app: Flask, host: str = "127.0.0.1", port: int = 5001) -> BaseWSGIServer:
-    """A threaded Werkzeug server for the app (port 0 picks a free port; see .server_port)."""
+def make_app_server(app: Flask, host: str = "127.0.0.1", port: int = 5001, fd: int | None = None) -> BaseWSGIServer:
+    """A threaded Werkzeug server for the app (port 0 picks a free port; see .server_port); ``fd``: a listening
+    socket shared with other worker processes."""
     guard = app.extensions.get("spml_guard")
     if guard is not None:
         guard.allow_bound(host)  # the address served is a name clients may use
-    return make_server(host, port, app, threaded=True, request_handler=NoDelayRequestHandler)
+    return make_server(host, port, app, threaded=True, request_handler=NoDelayRequestHandler, fd=fd)
 
 
 class BackgroundServer:
@@ -85,27 +86,35 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve_forever(app: Flask, host: str = "127.0.0.1", port: int = 5001) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM), printing the URL; devices get their off actions on the way out."""
+def serve_forever(app: Flask, host: str = "127.0.0.1", port: int = 5001, fd: int | None = None,
+                  announce: bool = True) -> None:
+    """Serve until interrupted (Ctrl-C, SIGTERM, SIGHUP) or an uncaught error, printing the URL; devices get
+    their off actions on the way out in every case (SIGKILL and power loss: see heartbeat_ms)."""
     from spml_web.app import close_app
 
-    server = make_app_server(app, host, port)
-    previous = None
+    server = make_app_server(app, host, port, fd)
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        # SIGTERM (systemd, docker stop, kill) shuts down like Ctrl-C, so a stimulator is switched off.
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        # SIGTERM (systemd, docker stop, kill) and SIGHUP (the terminal closed) shut down like Ctrl-C,
+        # so a stimulator is switched off.
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _interrupt)
     # Everything imported and built so far (pandas, xgboost, torch, the app) lives as long as the process:
     # moved out of the collector's reach, a full collection takes ~0 ms instead of ~35 ms, a pause every
     # connection would otherwise wait out.
     gc.collect()
     gc.freeze()
-    print(f"spml serve: http://{host}:{server.server_port}/  (Ctrl-C to stop)", flush=True)
+    if announce:
+        print(f"spml serve: http://{host}:{server.server_port}/  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    except BaseException:
+        log.critical("the server stopped on an uncaught error; switching devices off", exc_info=True)
+        raise
     finally:
         server.server_close()
         close_app(app)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
