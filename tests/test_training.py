@@ -11,6 +11,7 @@ import pytest
 
 import spml_core
 from spml_core.keypoints.skeleton import LANDMARK_NAMES, landmark_columns
+from spml_core.models.calibration import apply_temperature
 
 pytestmark = pytest.mark.slow
 
@@ -83,15 +84,18 @@ def check_predictor_matches_training_rows(bundle: Path, dataset: Path, frames) -
         rows = video[(video["frame"] >= ex.start[i]) & (video["frame"] <= ex.end[i])]
         xyzv = rows[lm].to_numpy(np.float32).reshape(len(rows), 33, 4)
         w, h = int(rows["width"].iloc[0]), int(rows["height"].iloc[0])
-        expected = predictor.model.predict_proba(ex.model_input(rank, np.array([i])))[0]
+        raw = predictor.model.predict_proba(ex.model_input(rank, np.array([i])))
+        expected = apply_temperature(raw, predictor.temperature)[0]  # the bundle's calibration
         got = predictor.predict_window(xyzv, width=w, height=h)
         np.testing.assert_allclose([got["probabilities"][c] for c in predictor.classes], expected, rtol=1e-6)
-        assert got["label"] == predictor.classes[int(np.argmax(expected))]
+        unknown = predictor.unknown(expected[None], predictor.select(ex.X[[i]]))[0]
+        assert got["label"] == (None if unknown else predictor.classes[int(np.argmax(expected))])
         stream = predictor.new_stream(w, h)
         # Frames one grid step apart (no t_ms): the live path sees exactly these frames.
         outputs = [stream.push(frame) for frame in xyzv]
-        assert all(o["label"] is None for o in outputs[:-1]) and outputs[-1]["status"] == "ok"
-        assert {k: outputs[-1][k] for k in ("label", "probabilities")} == got
+        assert all(o["label"] is None for o in outputs[:-1])
+        assert outputs[-1]["status"] == ("unknown" if unknown else "ok")
+        assert {k: outputs[-1][k] for k in got} == got
 
 
 def check_outputs(bundle: Path, dataset: Path, model: str) -> dict:
@@ -258,7 +262,8 @@ def test_a_table_formatted_by_spml_dataset_trains_with_its_spec(example_frames, 
     frames = example_frames.set_index("frame").loc[int(row["start_frame"]):int(row["end_frame"])]
     xyzv = frames[landmark_columns()].to_numpy(np.float32).reshape(-1, 33, 4)
     got = predictor.predict_window(xyzv, 1280, 720)
-    expected = predictor.model.predict_proba(row[predictor.spec.columns].to_numpy(np.float32)[None])[0]
+    raw = predictor.model.predict_proba(row[predictor.spec.columns].to_numpy(np.float32)[None])
+    expected = apply_temperature(raw, predictor.temperature)[0]
     np.testing.assert_allclose([got["probabilities"][c] for c in predictor.classes], expected, rtol=1e-6)
     (tmp_path / "formatted.parquet.spec.json").unlink()
     with pytest.raises(spml_core.errors.SpmlError, match="no landmark columns and no"):
