@@ -17,8 +17,17 @@ With --actuator the same runs are repeated on a server started with `--config` h
 actuator (bumble, to a virtual peripheral in this process) whose decisions act on every bout:
 the server latency with and without actuation (target: no measurable increase).
 
-Run: .venv/bin/python benchmarks/live.py [--clients 1,20] [--loops 1] [--no-ref] [--frames-mode]
-     [--nagle-compare] [--actuator]
+Soak and capacity (issue 13): --duration S streams for S seconds per run (the video looped), and
+every run reports the server's RSS (start, peak, end, summed over its worker processes), sessions
+dropped by the server before their client finished, the age of delivered predictions (client send
+of the frame to client receipt of its prediction), predictions per client-second, and the server's
+CPU time per prediction. --workers N serves with `spml serve --workers N`.
+Targets on a 2-core machine with the load generator on it: 20 clients round trip p99 <= 50 ms and
+no dropped session over 10 minutes with flat RSS; 40 clients all connected with every delivered
+prediction younger than 150 ms; server CPU per prediction <= 0.6 ms.
+
+Run: .venv/bin/python benchmarks/live.py [--clients 1,20] [--loops 1] [--duration S] [--workers N] [--no-ref]
+     [--frames-mode] [--nagle-compare] [--actuator]
 """
 
 from __future__ import annotations
@@ -121,13 +130,37 @@ class Server:
             self.stop()
             raise SystemExit("the server did not start")
 
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system) the server process has used so far (Linux /proc)."""
+    def pids(self) -> list[int]:
+        """The server process and its worker processes (spml serve --workers)."""
+        pids = [self.proc.pid]
         try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            children = []
+        return pids + [int(c) for c in children]
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server processes have used so far (Linux /proc)."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def rss_mib(self) -> float:
+        """Resident memory of the server processes, MiB (Linux /proc)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024.0
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -152,9 +185,16 @@ class StreamingClient(threading.Thread):
         self.sent: dict[int, float] = {}
         self.got: list[tuple[float, dict[str, Any]]] = []
         self.late = 0
+        self.finished = False
+        self.dropped = False  # the server ended the session before this client was done
         self.client = socketio.Client(reconnection=False)
         self.client.on("prediction", lambda d: self.got.append((time.perf_counter(), d)))
-        self.client.connect(url, transports=["websocket"], wait_timeout=10)
+        self.client.on("disconnect", self._on_disconnect)
+        self.client.connect(url, transports=["websocket"], wait_timeout=60)
+
+    def _on_disconnect(self, *args: Any) -> None:
+        if not self.finished:
+            self.dropped = True
 
     def run(self) -> None:
         for k, payload in enumerate(self.payloads):
@@ -164,13 +204,21 @@ class StreamingClient(threading.Thread):
                 time.sleep(delay)
             elif delay < -0.5 / FPS:
                 self.late += 1
+            if self.dropped:
+                break
             self.sent[payload["frame"]] = time.perf_counter()
-            self.client.emit(self.event, payload)
+            try:
+                self.client.emit(self.event, payload)
+            except Exception:  # the connection is gone: counted as a dropped session
+                self.dropped = True
+                break
         deadline = time.perf_counter() + 3
         expected = len(self.payloads) - WINDOW + 1
-        while len(self.got) < expected and time.perf_counter() < deadline:
+        while len(self.got) < expected and time.perf_counter() < deadline and not self.dropped:
             time.sleep(0.01)
-        self.client.disconnect()
+        self.finished = True
+        if self.client.connected:
+            self.client.disconnect()
 
 
 def keypoint_payloads(seq: Any, loops: int) -> list[dict[str, Any]]:
@@ -199,18 +247,39 @@ def jpeg_payloads(limit: int) -> list[dict[str, Any]]:
     return out
 
 
-def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "keypoints") -> dict[str, Any]:
-    """Stream from n clients at once (starts spread over one frame interval); latency statistics."""
+class RssSampler(threading.Thread):
+    """Samples the server's RSS once a second while clients stream."""
+
+    def __init__(self, server: Server | None) -> None:
+        super().__init__(daemon=True)
+        self.server, self.samples, self.stop = server, [], threading.Event()
+
+    def run(self) -> None:
+        while self.server is not None and not self.stop.wait(1.0):
+            self.samples.append(self.server.rss_mib())
+
+
+def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "keypoints",
+                server: Server | None = None) -> dict[str, Any]:
+    """Stream from n clients at once (starts spread over one frame interval); latency, age, RSS, drops."""
     # The load generator's own full garbage collections (its heap holds every payload) would stall all
     # its sending threads at once and show up as server latency: keep them out of the measurement.
     gc.collect()
     gc.freeze()
+    rss = RssSampler(server)
+    rss0 = server.rss_mib() if server else float("nan")
+    clients = [StreamingClient(url, payloads, 0.0, event) for i in range(n)]
     start = time.perf_counter() + 1.0
-    clients = [StreamingClient(url, payloads, start + i / (FPS * n), event) for i in range(n)]
+    for i, c in enumerate(clients):
+        c.start_at = start + i / (FPS * n)
+    rss.start()
     for c in clients:
         c.start()
     for c in clients:
         c.join()
+    rss.stop.set()
+    rss.join()
+    wall_s = len(payloads) / FPS
     server_ms, rtt_ms = [], []
     skip = 10  # warm-up predictions per client (first windows, caches)
     for c in clients:
@@ -219,11 +288,18 @@ def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "
             rtt_ms.append((t - c.sent[d["frame"]]) * 1000.0)
     expected = n * (len(payloads) - WINDOW + 1)
     got = sum(len(c.got) for c in clients)
+    rtt = np.asarray(rtt_ms) if rtt_ms else np.asarray([float("nan")])
+    samples = rss.samples or [rss0]
     return {
         "clients": n, "frames_per_client": len(payloads), "predictions": got, "expected": expected,
-        "late_sends": sum(c.late for c in clients),
-        "server_p50": float(np.percentile(server_ms, 50)), "server_p99": float(np.percentile(server_ms, 99)),
-        "rtt_p50": float(np.percentile(rtt_ms, 50)), "rtt_p99": float(np.percentile(rtt_ms, 99)),
+        "late_sends": sum(c.late for c in clients), "dropped_sessions": sum(c.dropped for c in clients),
+        "server_p50": float(np.percentile(server_ms, 50)) if server_ms else float("nan"),
+        "server_p99": float(np.percentile(server_ms, 99)) if server_ms else float("nan"),
+        "rtt_p50": float(np.percentile(rtt, 50)), "rtt_p99": float(np.percentile(rtt, 99)),
+        # A prediction's age when it arrives: from the client's send of its frame to its receipt.
+        "age_max": float(np.max(rtt)), "age_over_150ms": int((rtt > 150.0).sum()),
+        "predictions_per_client_s": got / max(n * wall_s, 1e-9),
+        "rss_start_mib": rss0, "rss_peak_mib": max(samples), "rss_end_mib": samples[-1],
     }
 
 
@@ -347,7 +423,11 @@ def fmt(r: dict[str, Any]) -> str:
     return (f"{r['clients']:>3} client(s): server p50 {r['server_p50']:6.2f} ms  p99 {r['server_p99']:6.2f} ms | "
             f"round trip p50 {r['rtt_p50']:6.2f} ms  p99 {r['rtt_p99']:6.2f} ms | "
             f"{r['predictions']}/{r['expected']} predictions, {r['late_sends']} late sends"
-            + (f" | server CPU {r['server_cpu_s']:.2f} s" if "server_cpu_s" in r else ""))
+            + (f" | server CPU {r['server_cpu_s']:.2f} s" if "server_cpu_s" in r else "")
+            + (f" ({r['cpu_ms_per_prediction']:.2f} ms/prediction)" if "cpu_ms_per_prediction" in r else "")
+            + (f"\n      age max {r['age_max']:.0f} ms, {r['age_over_150ms']} older than 150 ms | "
+               f"{r['dropped_sessions']} dropped sessions | RSS {r['rss_start_mib']:.0f} -> peak "
+               f"{r['rss_peak_mib']:.0f} -> {r['rss_end_mib']:.0f} MiB" if "age_max" in r else ""))
 
 
 def run_with_actuator(model: Path, payloads: list[dict[str, Any]], clients: list[int],
@@ -401,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,20", help="comma-separated client counts (default 1,20)")
     parser.add_argument("--loops", type=int, default=1, help="times each client streams the video (default 1)")
+    parser.add_argument("--duration", type=float, metavar="S",
+                        help="stream for S seconds per run (soak; the video is looped); overrides --loops")
+    parser.add_argument("--workers", type=int, default=1, help="spml serve --workers N (default 1)")
     parser.add_argument("--no-ref", action="store_true", help="skip StreamPoseML 0.3.1")
     parser.add_argument("--ref-frames", type=int, default=150, help="frames timed on StreamPoseML (default 150)")
     parser.add_argument("--frames-mode", action="store_true", help="also stream JPEG frames (server-side pose), 1 client")
@@ -419,17 +502,23 @@ def main(argv: list[str] | None = None) -> int:
     seq = load_keypoints(kp)
     ds = dataset(kp)
     model = bundle(ds)
-    payloads = keypoint_payloads(seq, args.loops)
+    loops = args.loops
+    if args.duration:
+        loops = max(1, int(np.ceil(args.duration * FPS / seq.n_frames)))
+    payloads = keypoint_payloads(seq, loops)
+    if args.duration:
+        payloads = payloads[: max(WINDOW, int(args.duration * FPS))]
     results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "runs": []}
 
-    print(f"spml live benchmark: {seq.n_frames}-frame example video x {args.loops}, 30 Hz per client, "
+    print(f"spml live benchmark: {len(payloads)} frames ({len(payloads) / FPS:.0f} s) per client, 30 Hz, "
           f"window {WINDOW} XGBoost bundle, spml serve on 127.0.0.1 (threading mode, TCP_NODELAY)")
-    server = Server(model)
+    server = Server(model, extra=["--workers", str(args.workers)] if args.workers != 1 else None)
     try:
         for n in [int(c) for c in args.clients.split(",") if c]:
             cpu0 = server.cpu_s()
-            r = run_clients(server.url, payloads, n)
+            r = run_clients(server.url, payloads, n, server=server)
             r["server_cpu_s"] = server.cpu_s() - cpu0
+            r["cpu_ms_per_prediction"] = r["server_cpu_s"] * 1000.0 / max(r["predictions"], 1)
             results["runs"].append(r)
             p50_t, p99_t = TARGETS.get(n, (None, None))
             verdict = []

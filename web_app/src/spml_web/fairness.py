@@ -8,7 +8,9 @@ Socket.IO decoding and never reaches a handler:
   attachments), and the client gets a ``rate_limited`` notice at most once a second saying how
   many were dropped. One client sending 2,000 events/s thus costs the server little more than
   reading its bytes.
-* **Connections per address.** At most ``max_sessions_per_client`` at once from one IP address.
+* **Connections per address.** At most ``max_sessions_per_client`` at once from one IP address;
+  when unset, 16 for remote addresses and no limit for loopback (a reverse proxy or a load
+  generator on this machine speaks for many clients).
 * **Idle timeout.** A connection that sends no message for ``idle_timeout_s`` (answering the
   server's pings does not count) is closed, so idle or ping-only connections cannot hold the
   ``max_sessions`` slots and lock everyone else out.
@@ -16,6 +18,7 @@ Socket.IO decoding and never reaches a handler:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -29,6 +32,7 @@ NOTICE_EVERY_S = 1.0
 # stall is not cut, while a sustained flood is held to the rate.
 BURST_S = 4.0
 BINARY_EVENT, BINARY_ACK = "5", "6"
+DEFAULT_PER_CLIENT = 16
 
 
 @dataclass
@@ -49,12 +53,12 @@ class _Conn:
 class Fairness:
     """The rate limit, address limit and idle reaper of one Socket.IO server (see the module doc)."""
 
-    def __init__(self, sio: Any, max_events_per_s: float, idle_timeout_s: float, max_per_client: int) -> None:
+    def __init__(self, sio: Any, max_events_per_s: float, idle_timeout_s: float, max_per_client: int | None) -> None:
         self.sio = sio
         self.eio = sio.eio
         self.rate = float(max_events_per_s)
         self.idle_timeout_s = float(idle_timeout_s)
-        self.max_per_client = int(max_per_client)
+        self.max_per_client = max_per_client
         self._conns: dict[str, _Conn] = {}
         self._lock = threading.Lock()
         self._connect = self.eio.handlers["connect"]
@@ -75,8 +79,11 @@ class Fairness:
         ip = str(environ.get("REMOTE_ADDR") or "?")
         now = time.monotonic()
         with self._lock:
+            limit = self.max_per_client
+            if limit is None:
+                limit = None if _is_loopback(ip) else DEFAULT_PER_CLIENT
             held = sum(1 for c in self._conns.values() if c.ip == ip)
-            if held >= self.max_per_client:
+            if limit is not None and held >= limit:
                 log.info("connection from %s refused: it already holds %d (max_sessions_per_client)", ip, held)
                 return False
             burst = BURST_S * self.rate
@@ -174,6 +181,13 @@ class Fairness:
     def close(self) -> None:
         """Stop the reaper."""
         self._stop.set()
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
 
 
 def _attachment_count(data: Any) -> int:

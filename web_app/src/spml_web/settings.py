@@ -106,7 +106,10 @@ class WebConfig(BaseModel):
         default=60.0, gt=0,
         description="A connection that sends no event for this long is closed (answering pings does not count)",
     )
-    max_sessions_per_client: int = Field(default=16, ge=1, description="Connections one IP address may hold at once")
+    max_sessions_per_client: int | None = Field(
+        default=None, ge=1, description="Connections one IP address may hold at once; unset: 16 for remote "
+        "addresses, no limit for loopback (a reverse proxy on this machine speaks for many clients)",
+    )
     websocket_only: bool = Field(
         default=False, description="Offer only the WebSocket transport (set by spml serve --workers N > 1)"
     )
