@@ -178,3 +178,28 @@ def test_predict_a_video_extracts_it_first(bundle: Path, cut_clips, tmp_path: Pa
     t = pd.read_parquet(out / "clip0.predictions.parquet")
     assert len(t) == kp.n_frames == 40 and (t.status == "ok").sum() > 0
     assert kp.estimator.name == "mediapipe" and kp.estimator.options["model"] == "lite"
+
+
+def test_dask_executor_gives_the_same_table(predicted: Path, bundle: Path, example_keypoints_dir: Path,
+                                            tmp_path: Path) -> None:
+    pytest.importorskip("spml_executor_dask")
+    out = tmp_path / "dask"
+    assert main(["predict", str(example_keypoints_dir), "--model", str(bundle), "--out", str(out),
+                 "--executor", "dask", "--workers", "1", "--quiet"]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "example_video.predictions.parquet"),
+                                  pd.read_parquet(predicted / "example_video.predictions.parquet"))
+
+
+def test_streamposeml_sequence_input_predicts_like_its_parquet(predicted: Path, bundle: Path, example_keypoints,
+                                                               tmp_path: Path) -> None:
+    from spml_core.keypoints.streamposeml import write_streamposeml
+
+    write_streamposeml(example_keypoints, tmp_path / "seq")
+    [seq_file] = list((tmp_path / "seq").rglob("*_sequence.json"))
+    out = tmp_path / "out"
+    assert main(["predict", str(seq_file), "--model", str(bundle), "--out", str(out), "--quiet"]) == 0
+    got = pd.read_parquet(out / "example_video.predictions.parquet")
+    want = pd.read_parquet(predicted / "example_video.predictions.parquet")
+    assert (got.status == "ok").sum() > 300
+    agree = (got.label.fillna("") == want.label.fillna("")).mean()
+    assert agree > 0.95, agree  # the JSON keeps 4 decimals and no visibility

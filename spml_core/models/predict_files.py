@@ -152,14 +152,17 @@ def _predictor(job: PredictJob) -> Any:
 
 
 def load_sequence(path: Path) -> PoseSequence:
-    """A keypoint Parquet file, or a StreamPoseML sequence file (no timestamps: 30 fps assumed)."""
+    """A keypoint Parquet file, or a StreamPoseML sequence file (no timestamps: 30 fps assumed; no visibility:
+    1.0 where a joint is present, as `spml import streamposeml` does, so the live gate does not read it as unseen)."""
     if not path.name.endswith(SEQUENCE_SUFFIX):
         return load_keypoints(path)
     kt = read_sequence_json(path)
     cols = kt.table.column_names
     frames = kt.table.column("frame").to_numpy()
     flat = np.column_stack([kt.table.column(c).to_numpy() for c in cols[2:]]).astype(np.float32)
-    return PoseSequence(xyzv=flat.reshape(len(frames), N_LANDMARKS, 4), frame_index=frames,
+    xyzv = flat.reshape(len(frames), N_LANDMARKS, 4)
+    xyzv[:, :, 3] = np.where(np.isnan(xyzv[:, :, 0]), np.nan, 1.0)
+    return PoseSequence(xyzv=xyzv, frame_index=frames,
                         timestamps_ms=frames * (1000.0 / 30.0), fps=30.0, width=kt.width, height=kt.height,
                         source={"path": path.name[: -len(SEQUENCE_SUFFIX)], "sha256": file_sha256(path)})
 

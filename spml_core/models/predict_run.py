@@ -29,7 +29,11 @@ def estimator_of(predictor: Any, estimator: str | None, options: dict[str, Any] 
     """The pose estimator for videos: the one given, else the bundle's recorded one, else mediapipe."""
     pose = getattr(predictor.manifest.features, "pose", None) or {}
     name = estimator or pose.get("name") or "mediapipe"
-    opts = dict(options or {}) if (estimator or options) else dict(pose.get("options") or {})
+    if estimator or options:
+        return name, dict(options or {})
+    opts = dict(pose.get("options") or {})
+    if pose.get("model") and "model" not in opts:  # recorded beside the options by some bundles
+        opts["model"] = pose["model"]
     return name, opts
 
 
