@@ -136,7 +136,8 @@ def test_camera_pose_in_a_worker_overlay_and_predictions(live: Any) -> None:
         assert state["model"] == "steps"
         last = state["lastPrediction"]
         assert last["model"] == "steps" and set(last["probabilities"]) == {"Left Step", "Right Step"}
-        assert page.page.inner_text("#label") in ("Left Step", "Right Step")
+        # A class, or "unknown" when the bundle's rejection threshold refuses the window (docs/live.md).
+        assert page.page.inner_text("#label") in ("Left Step", "Right Step", "unknown")
         assert page.overlay_pixels() > 500  # the skeleton is drawn over the video
         assert float(page.page.inner_text("#rtt")) > 0
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
