@@ -2,9 +2,10 @@
 
 ``all_frames``, ``labeled_frames`` and ``unlabeled_frames`` are what StreamPoseML 0.3.1 returns:
 a list with one entry per video, each a list of frame dicts (so ``dataset.labeled_frames[0]``
-is the first video's labelled frames). A frame dict holds the table's row: ``video``, ``frame``
-(0-based), ``frame_number`` (1-based, StreamPoseML's), ``timestamp_ms``, the joint columns and
-one key per class with its label or None. ``frames`` is the same data as one DataFrame (what
+is the first video's labelled frames). A frame dict holds the table's row: ``video_id`` and
+``video``, ``frame`` (0-based), ``frame_number`` (1-based, StreamPoseML's), ``timestamp_ms``, the
+joint columns and one key per class with its label or None (StreamPoseML nested the frame's
+joints, angles and distances under ``data`` instead). ``frames`` is the same data as one DataFrame (what
 ``format_dataset`` and spml use); ``segmented_data`` is kept for code that sets or reads it.
 """
 
@@ -37,6 +38,7 @@ class Dataset(FrameDataset):
         out = table.copy()
         out["video"] = out["video"].astype(str)
         out.insert(2, "frame_number", out["frame"].to_numpy(np.int64) + 1)
+        out.insert(0, "video_id", out["video"])  # StreamPoseML's key for the video
         for c in self.classes:  # None, not NaN, for "no label", as StreamPoseML's dicts have
             out[c] = out[c].astype(object).where(out[c].notna(), None)
         videos = [str(v) for v in pd.unique(self.frames["video"].astype(str))]

@@ -15,6 +15,7 @@ Same names, arguments, positions and defaults as StreamPoseML. Differences, on p
   raised TypeError); the elbow is the point of the WCSS curve farthest from the chord between its ends
   (Kneedle without smoothing; kneed is not needed). Nothing is plotted: the numbers are returned.
 * ``k_means_metrics`` prints what StreamPoseML printed and returns it as a dict.
+* ``sort_and_format_feature_importances`` lives in model_builder.py: (name, importance) pairs.
 * ``set_model_signature`` / ``save_model_to_mlflow`` need ``mlflow`` (``pip install mlflow``); without it
   they raise a ModelBuilderError saying so. The export is MLflow's XGBoost flavour in XGBoost's JSON
   format, never a pickle; the logistic regression (no pickle-free MLflow flavour) is refused.
@@ -127,16 +128,6 @@ class ModelAnalysisMixin:
         if hasattr(model, "coef_"):  # standardised inputs: weight size is comparable across columns
             return np.abs(np.asarray(model.coef_, dtype=np.float64)).sum(axis=0)
         raise ModelBuilderError(f"model '{self.model_type}' gives no feature importances")
-
-    def sort_and_format_feature_importances(self, importances: Any) -> list[dict[str, str]]:
-        """[{column: 'NN.N%'}, ...] from the largest importance down (columns of X, as StreamPoseML)."""
-        values = np.asarray(importances, dtype=np.float64)
-        names = np.array([str(c) for c in self.X.columns])
-        if values.shape != names.shape:
-            raise ModelBuilderError(f"sort_and_format_feature_importances: {values.size} importances for "
-                                f"{names.size} columns of X")
-        order = np.argsort(values)[::-1]
-        return [{names[i]: f"{values[i] * 100}%"} for i in order]
 
     def run_recursive_feature_estimation(self, num_features: int | None, *, step: int | float = 1) -> list[tuple[str, int]]:
         """Eliminate the least important columns (``step`` at a time) down to num_features, refitting the model.
