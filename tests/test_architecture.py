@@ -231,3 +231,20 @@ def test_every_hook_spec_documents_arguments_return_and_instantiation() -> None:
             for part in ("Arguments:", "Returns:", "Instantiated:"):
                 assert part in doc, f"hook spec {name} does not document '{part}'"
     assert set(hookspecs.HOOK_FOR_KIND.values()) <= {n for n in dir(hookspecs) if n.startswith("spml_")}
+
+
+def test_all_extra_lists_every_bundled_plugin_and_pins_accept_this_core() -> None:
+    import tomllib
+
+    root = CORE.parent
+    core = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert core["version"] == spml_core.__version__
+    bundled = {}
+    for path in [*sorted(root.glob("plugins/*/pyproject.toml")), root / "web_app" / "pyproject.toml"]:
+        project = tomllib.loads(path.read_text(encoding="utf-8"))["project"]
+        bundled[project["name"]] = project
+    assert set(core["optional-dependencies"]["all"]) == set(bundled)
+    major_minor = ".".join(spml_core.__version__.split(".")[:2])
+    for name, project in bundled.items():
+        pins = [d for d in project["dependencies"] if d.startswith("spml-core")]
+        assert pins == [f"spml-core>={major_minor},<0.{int(major_minor.split('.')[1]) + 1}"], (name, pins)
