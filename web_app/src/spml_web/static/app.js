@@ -283,7 +283,8 @@ function onPrediction(msg) {
   state.predictions += 1;
   state.lastPrediction = msg;
   if (msg.status && msg.status !== state.lastStatus) {
-    if (state.lastStatus !== undefined || msg.status !== "ok") timeline.mark(msg.status.replace("_", " "), "status");
+    // Marks for what interrupts classes (no person, unknown, late...); warming up and ok are the normal course.
+    if (!["ok", "warming_up"].includes(msg.status)) timeline.mark(msg.status.replace("_", " "), "status");
     state.lastStatus = msg.status;
   }
   if (!state.running) return; // after Stop: nothing to show

@@ -100,11 +100,18 @@ export class Timeline {
     }
     this.drawAxis(ctx, x0, w, h, top);
     ctx.font = "10px sans-serif";
+    // Labels take the first of three rows where they don't overlap an earlier label; else only the line.
+    const rowEnds = [-Infinity, -Infinity, -Infinity];
     for (const m of this.marks) {
       const mx = x0 + m.at * COLUMN - 1;
       ctx.fillStyle = MARK_COLOURS[m.kind] || MARK_COLOURS.status;
       ctx.fillRect(mx, 0, 1, top);
-      ctx.fillText(m.text, Math.min(mx + 2, w - ctx.measureText(m.text).width - 2), 10);
+      const width = ctx.measureText(m.text).width;
+      const x = Math.min(mx + 2, w - width - 2);
+      const row = rowEnds.findIndex((end) => x > end + 4);
+      if (row < 0) continue;
+      ctx.fillText(m.text, x, 10 + row * 11);
+      rowEnds[row] = x + width;
     }
   }
 

@@ -1,0 +1,225 @@
+"""The page as a researcher's tool, in real headless Chromium: recording a session and downloading it,
+replaying it through the current model, the model list's details, "(none)", reconnect with --model
+keeping the chosen model and settings, the panels after Stop and while disconnected, the camera chooser
+with two fake devices. Screenshots of each panel go to build/test-artifacts/panels/ (docs/web_app.md).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, MEDIAPIPE_LOG, Page, _requirements, _spml_serve, fake_camera  # noqa: F401
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+PANELS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts" / "panels"
+
+
+@pytest.fixture(scope="module")
+def studio(bundles: dict[str, Path], fake_camera: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """(server, browser): the app with both bundles ('steps' preselected) and a sessions folder."""
+    from playwright.sync_api import sync_playwright
+
+    from spml_web import create_app
+    from spml_web.server import BackgroundServer
+
+    models = tmp_path_factory.mktemp("studio_models")
+    for name, path in bundles.items():
+        shutil.copytree(path, models / name)
+    app = create_app({"models_dir": models, "model": models / "steps",
+                      "sessions_dir": tmp_path_factory.mktemp("studio_sessions")})
+    with BackgroundServer(app) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fake_camera}"])
+        try:
+            yield server, browser
+        finally:
+            browser.close()
+
+
+class StudioPage(Page):
+    """A Page whose waits, on timeout, say what the page showed (its state and log)."""
+
+    def wait(self, predicate: str, timeout_s: float = 60) -> None:
+        try:
+            super().wait(predicate, timeout_s)
+        except Exception as exc:
+            state = {k: v for k, v in self.state().items() if k not in ("sessions", "lastPrediction")}
+            lines = self.page.eval_on_selector_all("#log li", "els => els.map(e => e.textContent)")
+            raise AssertionError(f"waited for {predicate}: {exc}\nstate {state}\nlog {lines[:15]}\n"
+                                 f"console {self.errors[-5:]}") from None
+
+
+def shot(page: Page, selector: str, name: str) -> None:
+    PANELS.mkdir(parents=True, exist_ok=True)
+    page.page.locator(selector).screenshot(path=str(PANELS / f"{name}.png"))
+
+
+def test_record_a_replay_download_it_and_replay_it(studio: Any, example_video: Path) -> None:
+    from spml_core import load_keypoints
+
+    server, browser = studio
+    page = StudioPage(server, browser)
+    try:
+        page.wait("window.spml.workerReady && window.spml.connected")
+        assert page.page.is_enabled("#record")
+        page.page.check("#record")
+        page.page.set_input_files("#replay-file", str(example_video))
+        # Pose on 1280x720 frames runs at a few frames a second on a busy 2-core machine: 8 are enough.
+        page.wait("window.spml.recording && window.spml.recording !== 'starting' && window.spml.posesWithPerson >= 8")
+        assert page.page.is_visible("#rec-dot")
+        page.page.click("#stop")
+        # The folder is finished, then the page's WebM arrives; the list shows both.
+        page.wait("!window.spml.recording && window.spml.sessions.length === 1 && "
+                  "window.spml.sessions[0].files.video && !window.spml.sessions[0].recording", timeout_s=30)
+        assert page.page.inner_text("#label") == "stopped"
+        session = page.state()["sessions"][0]
+        assert session["source"] == "example_video.webm" and session["model"]["name"] == "steps"
+        assert session["frames"] >= 8 and session["pose"] == {"estimator": "mediapipe", "model": "lite",
+                                                                  "where": "browser"}
+        shot(page, "#sessions-card", "sessions")
+        with page.page.expect_download() as download:
+            page.page.click(f"#sessions li[data-id='{session['id']}'] a.download")
+        data = Path(download.value.path()).read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = sorted(n.split("/", 1)[1] for n in zf.namelist())
+            assert names == ["events.jsonl", "keypoints.parquet", "session.json", "video.webm"]
+            assert zf.read(f"{session['id']}/video.webm")[:4] == b"\x1a\x45\xdf\xa3"
+        folder = server.app.extensions["spml"].archive.root / session["id"]
+        seq = load_keypoints(folder)
+        assert seq.n_frames == session["frames"] and (seq.width, seq.height) == (1280, 720)
+        assert seq.detected.sum() >= 8 and seq.name == "example_video"
+
+        # Replayed through another model: the recorded keypoints, at their pace, classified anew.
+        page.page.select_option("#model-select", "transfer")
+        page.wait("window.spml.model === 'transfer'")
+        page.page.uncheck("#record")
+        before = page.state()["predictions"]
+        page.page.click(f"#sessions li[data-id='{session['id']}'] button.replay")
+        page.wait(f"window.spml.source === 'session' && window.spml.predictions >= {before + 8}")
+        page.wait("!window.spml.running")  # every recorded frame sent, at the recorded pace
+        last = page.state()["lastPrediction"]
+        assert last["model"] == "transfer" and last["label"] in ("Failure Weight Transfer",
+                                                                  "Successful Weight Transfer")
+        assert page.state()["errors"] == []
+        assert not [e for e in page.errors if not MEDIAPIPE_LOG.match(e)], page.errors
+        assert page.foreign == []
+    finally:
+        page.close()
+
+
+def test_model_details_and_none_stops_classification(studio: Any) -> None:
+    server, browser = studio
+    page = StudioPage(server, browser)
+    try:
+        page.wait("window.spml.workerReady && window.spml.connected && window.spml.model === 'steps'")
+        details = page.page.inner_text("#model-details")
+        for text in ("xgboost", "step_type", "Left Step, Right Step", "balanced accuracy", "UTC",
+                     "frame rate not recorded", "1280×720"):
+            assert text in details, (text, details)
+        option = page.page.inner_text("#model-select option[value='transfer']")
+        assert "xgboost" in option and "weight_transfer_type" in option
+        assert page.page.is_visible("#upload-form")  # --models-dir: uploads are on
+        page.page.click("#start-camera")
+        page.wait("window.spml.predictions >= 5")
+        shot(page, "#result-card", "result")
+        shot(page, "#model-card", "model")
+        shot(page, ".timeline-card", "timeline")
+        shot(page, "#health", "health")
+        page.page.select_option("#model-select", "")
+        page.wait("window.spml.model === null")
+        assert page.page.inner_text("#label") == "no model"
+        assert page.page.inner_text("#model-details") == ""
+        count = page.state()["predictions"]
+        time.sleep(1.5)  # the camera keeps running; no prediction may arrive
+        assert page.state()["predictions"] == count
+        assert page.state()["running"]
+        page.page.select_option("#log-filter", "error")
+        shot(page, "#log-card", "log")
+        assert page.state()["errors"] == []
+    finally:
+        page.close()
+
+
+def test_reconnect_with_model_keeps_the_chosen_model_and_settings(studio: Any, bundles: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    _, browser = studio
+    models = tmp_path / "models"
+    for name, path in bundles.items():
+        shutil.copytree(path, models / name)
+    proc, url = _spml_serve("--model", str(models / "steps"), "--models-dir", str(models), "--port", "0")
+    port = url.rsplit(":", 1)[1]
+
+    class Server:
+        pass
+
+    server = Server()
+    server.url = url  # type: ignore[attr-defined]
+    page = StudioPage(server, browser)
+    try:
+        page.wait("window.spml.workerReady && window.spml.connected && window.spml.model === 'steps'")
+        page.page.select_option("#model-select", "transfer")
+        page.wait("window.spml.model === 'transfer'")
+        page.page.fill("#every", "2")
+        page.page.dispatch_event("#every", "change")
+        page.wait("window.spml.every === 2")
+        page.page.click("#start-camera")
+        page.wait("window.spml.predictions >= 5")
+        proc.kill()
+        proc.wait()
+        page.wait("!window.spml.connected", timeout_s=30)
+        # While disconnected no panel shows the last class as if it were current.
+        assert page.page.inner_text("#label") == "disconnected"
+        assert page.page.inner_text("#probabilities") == ""
+        assert page.page.inner_text("#ping") == "–"
+        proc, _ = _spml_serve("--model", str(models / "steps"), "--models-dir", str(models), "--port", port)
+        page.wait("window.spml.connected && window.spml.reconnects >= 1", timeout_s=30)
+        before = page.state()["predictions"]
+        page.wait(f"window.spml.predictions >= {before + 5}", timeout_s=30)
+        state = page.state()
+        assert state["model"] == "transfer" and state["lastPrediction"]["model"] == "transfer"
+        assert page.page.input_value("#model-select") == "transfer"
+        assert page.page.input_value("#every") == "2" and state["every"] == 2
+        page.page.click("#stop")
+        page.wait("window.spml.panels === 'stopped'")
+        assert page.page.inner_text("#label") == "stopped"
+    finally:
+        page.close()
+        proc.kill()
+        proc.wait()
+
+
+def test_camera_chooser_with_two_fake_devices(studio: Any) -> None:
+    server, studio_browser = studio
+    # Chromium's own fake cameras (two of them), not the example-video file the other tests use.
+    args = [a for a in CHROMIUM_ARGS if not a.startswith("--use-fake-device-for-media-stream")]
+    browser = studio_browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True,
+                                                 args=[*args, "--use-fake-device-for-media-stream=device-count=2"])
+    if True:
+        page = StudioPage(server, browser)
+        try:
+            page.wait("window.spml.connected")
+            page.page.select_option("#resolution", "320x180")
+            page.page.click("#start-camera")
+            page.wait("window.spml.running && window.spml.cameras && window.spml.cameras.length === 2")
+            assert page.state()["camera"]["width"] == 320
+            cameras = page.state()["cameras"]
+            assert cameras[0]["deviceId"] != cameras[1]["deviceId"]
+            page.page.select_option("#camera", cameras[1]["deviceId"])
+            page.page.select_option("#resolution", "640x360")
+            page.page.click("#start-camera")
+            page.wait(f"window.spml.running && window.spml.camera.deviceId === '{cameras[1]['deviceId']}'")
+            assert page.state()["camera"]["width"] == 640
+            options = page.page.eval_on_selector_all("#camera option", "els => els.map(e => e.textContent)")
+            assert len(options) == 3  # the default and both devices, by label
+            shot(page, ".stage .controls", "controls")
+        finally:
+            page.close()
+            browser.close()
