@@ -21,10 +21,13 @@ if TYPE_CHECKING:  # names resolved lazily by __getattr__ below
         Actuator,
         ActuatorStatus,
         AnnotationParser,
+        CliCommand,
         Component,
         ComponentRef,
         Executor,
         FeatureExtractor,
+        ImportedKeypoints,
+        KeypointImporter,
         Model,
         Options,
         PoseEstimator,
@@ -42,8 +45,9 @@ if TYPE_CHECKING:  # names resolved lazily by __getattr__ below
     from spml_core.models.predictor import Predictor, StreamPredictor, load_bundle  # noqa: F401
     from spml_core.registry import Registry  # noqa: F401
 
-_COMPONENTS = ("Actuator", "ActuatorStatus", "AnnotationParser", "Component", "ComponentRef", "Executor",
-               "FeatureExtractor", "Model", "Options", "PoseEstimator", "Segmenter")
+_COMPONENTS = ("Actuator", "ActuatorStatus", "AnnotationParser", "CliCommand", "Component", "ComponentRef", "Executor",
+               "FeatureExtractor", "ImportedKeypoints", "KeypointImporter", "Model", "Options", "PoseEstimator",
+               "Segmenter")
 _LAZY = {
     **{name: "spml_core.components" for name in _COMPONENTS},
     **{name: "spml_core.errors" for name in ("SpmlError", "ConfigError", "PluginError", "UnknownComponentError")},
@@ -71,6 +75,7 @@ _LAZY = {
     **{name: "spml_core.models.bundle" for name in ('MANIFEST',)},
     **{name: "spml_core.models.archive" for name in ('BundleError', 'safe_extract_zip')},
     **{name: "spml_core.models.vet" for name in ('vet_bundle',)},
+    **{name: "spml_core.keypoints.smoothing" for name in ('OneEuroFilter', 'SmoothingOptions', 'smooth_sequence')},
 }
 
 __all__ = ["__version__", "hookimpl", *_LAZY]

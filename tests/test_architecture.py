@@ -176,7 +176,7 @@ def test_modules_stay_small() -> None:
 
 
 PUBLIC = {
-    "hookimpl", "Options", "Component", "ComponentRef", "PoseEstimator", "AnnotationParser", "FeatureExtractor",
+    "hookimpl", "Options", "Component", "CliCommand", "KeypointImporter", "ImportedKeypoints", "ComponentRef", "PoseEstimator", "AnnotationParser", "FeatureExtractor",
     "Segmenter", "Model", "Actuator", "ActuatorStatus", "Executor", "SpmlError", "ConfigError", "PluginError",
     "UnknownComponentError", "load_config", "Config", "AnnotationSchema", "load_keypoints", "PoseSequence",
     "load_bundle", "Predictor", "StreamPredictor", "Registry", "FeaturePipelineSpec", "__version__",
@@ -186,7 +186,7 @@ PUBLIC = {
     "atomic_path", "EstimatorInfo", "VideoSource", "file_sha256", "N_LANDMARKS", "LANDMARK_NAMES",
     "POSE_CONNECTIONS", "ExampleSegmenter", "POOL_STATS", "PoolStat", "RowLayout", "Segments", "csr",
     "example_labels", "label_codes", "run_starts", "take_labels", "ActuationHub", "ActuationSession",
-    "ActuatorConfig", "DecisionConfig", "DecisionEngine", "MANIFEST", "BundleError", "safe_extract_zip", "vet_bundle",
+    "ActuatorConfig", "DecisionConfig", "DecisionEngine", "MANIFEST", "BundleError", "safe_extract_zip", "vet_bundle", "OneEuroFilter", "SmoothingOptions", "smooth_sequence",
 }
 
 

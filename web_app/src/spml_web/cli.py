@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from spml_core import vet_bundle
-from spml_core.components import CliCommand
+from spml_core import CliCommand
 from spml_core.errors import ConfigError, SpmlError
 
 # Built-in values of the options that config.yml's `serve:` block may also set; the command line wins.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from spml_core import hookimpl
-from spml_core.components import CliCommand
+from spml_core import CliCommand
 
 
 @hookimpl
