@@ -16,7 +16,6 @@ import pytest
 from tests.test_registry import fake_distribution, run_spml
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = (REPO / ".." / "shared" / "data" / "streamposeml_example").resolve()
 
 ALIAS_BOMB = "\n".join(
     ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
@@ -100,10 +99,8 @@ def test_a_plugin_calling_sys_exit_at_import_is_a_failed_plugin(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_a_truncated_video_warns_with_frames_read_and_declared(tmp_path: Path) -> None:
-    video = EXAMPLE / "example_video.webm"
-    if not video.exists():
-        pytest.skip("shared example video not found")
+def test_a_truncated_video_warns_with_frames_read_and_declared(example_video: Path, tmp_path: Path) -> None:
+    video = example_video
     cut = tmp_path / "cut.webm"
     cut.write_bytes(video.read_bytes()[:400_000])
     out = run_spml("extract", str(cut), "--out", str(tmp_path / "kp"))
