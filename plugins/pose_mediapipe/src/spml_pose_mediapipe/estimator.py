@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field, field_validator
 
+from spml_core import OneEuroFilter, SmoothingOptions
 from spml_core.components import Options as BaseOptions
 from spml_core.components import PoseEstimator
 from spml_core.errors import SpmlError
@@ -61,6 +62,11 @@ class MediaPipePose(PoseEstimator):
             None, ge=1, description="Read only the first N frames of each video (None = all)"
         )
         world: bool = Field(True, description="Keep world landmarks (metres, origin at the hips)")
+        smoothing: SmoothingOptions = Field(
+            default_factory=SmoothingOptions,
+            description="One Euro filter over time (MediaPipe legacy defaults), the same for videos and live "
+            "frames; {enabled: false} gives raw per-frame landmarks",
+        )
 
         @field_validator("model")
         @classmethod
@@ -78,6 +84,7 @@ class MediaPipePose(PoseEstimator):
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
         self._live: Landmarker | None = None
+        self._filter = OneEuroFilter(self.options.smoothing)
         self._model_path: Path | None = None
         self._version: str | None = None
 
@@ -141,7 +148,8 @@ class MediaPipePose(PoseEstimator):
             )
         if self._live is None:
             self._live = self._landmarker()
-        return self._live.detect(rgb, timestamp_ms)
+        xyzv, world = self._live.detect(rgb, timestamp_ms)
+        return self._filter(xyzv, timestamp_ms).astype(xyzv.dtype), world
 
     # -- batch path ------------------------------------------------------------------------
     def estimate_video(self, path: Path, progress: Callable[[int], None] | None = None) -> PoseSequence:
@@ -170,8 +178,10 @@ class MediaPipePose(PoseEstimator):
             )
             reported = 0
             with contextlib.closing(prefetch(prepared)) as frames:
+                smooth = OneEuroFilter(o.smoothing)
                 for i, ts, rgb in frames:
                     xyzv, world = lm.detect_prepared(rgb, ts)
+                    xyzv = smooth(xyzv, ts).astype(xyzv.dtype)
                     index.append(i)
                     times.append(ts)
                     points.append(xyzv)

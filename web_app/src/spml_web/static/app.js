@@ -3,6 +3,7 @@
 import { io } from "/static/vendor/socket.io/socket.io.esm.min.js";
 import { Timeline } from "/static/timeline.js";
 import { drawPose, clearOverlay } from "/static/overlay.js";
+import { OneEuroFilter } from "/static/smoothing.js";
 import { createBluetoothPanel } from "/static/js/bluetooth.js";
 import { createSessionsPanel } from "/static/js/sessions.js";
 
@@ -34,6 +35,24 @@ const state = {
   panels: "stopped", // what the result panels show: live, stopped or disconnected
 };
 window.spml = state;
+// Capture-to-actuation timing (benchmarks/e2e.py; open the page with ?timing): per frame, epoch ms of
+// the camera's capture, the frame callback, pose done, keypoints sent and the prediction's arrival.
+const timing = new URLSearchParams(location.search).has("timing") ? new Map() : null;
+state.timing = timing ? [] : null;
+const epoch = (t) => performance.timeOrigin + t;
+
+function timeFrame(frame, key, value) {
+  if (!timing) return;
+  let t = timing.get(frame);
+  if (!t) {
+    t = { frame };
+    timing.set(frame, t);
+    state.timing.push(t);
+    if (state.timing.length > 20000) timing.delete(state.timing.shift().frame);
+  }
+  t[key] = value;
+}
+
 // The model and "Predict every" this page chose (undefined until the first hello): restored on reconnect.
 let chosen;
 
@@ -280,6 +299,11 @@ function onServerError(msg) {
 
 // ---------------------------------------------------------------- predictions
 function onPrediction(msg) {
+  if (timing) {
+    timeFrame(msg.frame, "predicted", epoch(performance.now()));
+    timeFrame(msg.frame, "serverMs", msg.latency_ms);
+    timeFrame(msg.frame, "status", msg.status);
+  }
   state.predictions += 1;
   state.lastPrediction = msg;
   if (msg.status && msg.status !== state.lastStatus) {
@@ -388,9 +412,13 @@ function startWorker() {
   worker.postMessage({ type: "init", wasmBase: "/static/vendor/tasks-vision/wasm", modelUrl: poseModelUrl() });
 }
 
-function onPose(frame, tMs, landmarks) {
+// The page's landmarks get the same One Euro filter as keypoints extracted offline (on by default).
+const smoother = new OneEuroFilter();
+
+function onPose(frame, tMs, rawLandmarks) {
   // A pose result still in flight at Stop is neither drawn nor sent (its video is gone).
   if (!state.running || !video.videoWidth) return;
+  const landmarks = smoother.apply(rawLandmarks, tMs);
   state.poses += 1;
   if (landmarks) state.posesWithPerson += 1;
   const now = performance.now();
@@ -404,6 +432,10 @@ function onPose(frame, tMs, landmarks) {
   if (!socket.connected || (!state.model && !state.recording)) return;
   sentAt.set(frame, performance.now());
   if (sentAt.size > 300) sentAt.delete(sentAt.keys().next().value);
+  if (timing) {
+    timeFrame(frame, "poseDone", epoch(now));
+    timeFrame(frame, "sent", epoch(performance.now()));
+  }
   socket.emit("keypoints", {
     frame,
     t_ms: tMs,
@@ -457,6 +489,12 @@ async function onVideoFrame(token, meta) {
       if (state.workerReady && !workerBusy) {
         workerBusy = true;
         const frame = frameNo++;
+        if (timing) {
+          // captureTime: when the camera took the frame (getUserMedia sources); else when it was presented.
+          timeFrame(frame, "capture", epoch(meta && (meta.captureTime ?? meta.presentationTime)));
+          timeFrame(frame, "captureKind", meta && meta.captureTime !== undefined ? "captureTime" : "presentationTime");
+          timeFrame(frame, "callback", epoch(performance.now()));
+        }
         try {
           const bitmap = await createImageBitmap(video);
           worker.postMessage({ type: "frame", bitmap, t_ms: tMs, frame }, [bitmap]);
@@ -488,6 +526,7 @@ function beginStream(source, name = null) {
   frameNo = 0;
   streamStart = performance.now();
   sentAt.clear();
+  smoother.reset();
   timeline.clear();
   timeline.start();
   clearOverlay(overlay);
