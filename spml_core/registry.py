@@ -6,7 +6,7 @@ import difflib
 import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Literal
@@ -141,26 +141,16 @@ class Registry:
     def _collect_components(self) -> None:
         by_module = {self.pm.get_plugin(r.name): r for r in self.records if r.status != "failed"}
         for kind, hookname in hookspecs.HOOK_FOR_KIND.items():
-            base = KINDS[kind]
-            # Call each implementation on its own: pluggy would stop at the first exception,
-            # and we want to attribute every class to the distribution that provided it.
-            for impl in getattr(self.pm.hook, hookname).get_hookimpls():
-                record = by_module.get(impl.plugin)
-                if record is None:
-                    continue
-                try:
-                    result = impl.function()
-                except (Exception, SystemExit) as exc:
-                    record.status = "failed"
-                    record.errors.append(f"{hookname}() of '{record.distribution}' raised {type(exc).__name__}: {exc}")
-                    continue
-                classes = result if isinstance(result, (list, tuple)) else [result]
-                for cls in classes:
-                    self._add_component(kind, base, cls, record)
-        self._collect_commands(by_module)
+            for cls, record in self._hook_results(hookname, by_module):
+                self._add_component(kind, KINDS[kind], cls, record)
+        for cls, record in self._hook_results("spml_cli_commands", by_module):
+            self._add_command(cls, record)
 
-    def _collect_commands(self, by_module: dict[Any, PluginRecord]) -> None:
-        for impl in self.pm.hook.spml_cli_commands.get_hookimpls():
+    def _hook_results(self, hookname: str, by_module: dict[Any, PluginRecord]) -> Iterator[tuple[Any, PluginRecord]]:
+        """(class, plugin record) for each class each plugin's implementation of a hook returns."""
+        # Call each implementation on its own: pluggy would stop at the first exception,
+        # and we want to attribute every class to the distribution that provided it.
+        for impl in getattr(self.pm.hook, hookname).get_hookimpls():
             record = by_module.get(impl.plugin)
             if record is None:
                 continue
@@ -168,20 +158,23 @@ class Registry:
                 result = impl.function()
             except (Exception, SystemExit) as exc:
                 record.status = "failed"
-                record.errors.append(f"spml_cli_commands() of '{record.distribution}' raised {type(exc).__name__}: {exc}")
+                record.errors.append(f"{hookname}() of '{record.distribution}' raised {type(exc).__name__}: {exc}")
                 continue
             for cls in result if isinstance(result, (list, tuple)) else [result]:
-                if not (isinstance(cls, type) and issubclass(cls, CliCommand)) or not getattr(cls, "name", ""):
-                    record.errors.append(f"'{record.distribution}' returned {cls!r} from spml_cli_commands: expected "
-                                         "a subclass of spml_core.components.CliCommand with a non-empty 'name'.")
-                    continue
-                other = self._commands.get(cls.name)
-                if other is not None:
-                    record.errors.append(f"command 'spml {cls.name}' from '{record.distribution}' is already provided "
-                                         f"by '{other[1].distribution}'; the one from '{record.distribution}' was skipped.")
-                    continue
-                self._commands[cls.name] = (cls, record)
-                record.components.setdefault("cli_command", []).append(cls.name)
+                yield cls, record
+
+    def _add_command(self, cls: Any, record: PluginRecord) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, CliCommand)) or not getattr(cls, "name", ""):
+            record.errors.append(f"'{record.distribution}' returned {cls!r} from spml_cli_commands: expected "
+                                 "a subclass of spml_core.components.CliCommand with a non-empty 'name'.")
+            return
+        other = self._commands.get(cls.name)
+        if other is not None:
+            record.errors.append(f"command 'spml {cls.name}' from '{record.distribution}' is already provided "
+                                 f"by '{other[1].distribution}'; the one from '{record.distribution}' was skipped.")
+            return
+        self._commands[cls.name] = (cls, record)
+        record.components.setdefault("cli_command", []).append(cls.name)
 
     def commands(self) -> dict[str, type[CliCommand]]:
         """The `spml` subcommands plugins add, by name."""
