@@ -395,3 +395,31 @@ def test_status_with_an_empty_camera_and_after_stop(empty_live: Any) -> None:
         assert after["errors"] == [], after["errors"]  # no "keypoints.width ... got 0" after Stop
     finally:
         page.close()
+
+
+def test_the_pages_smoothing_equals_the_offline_filter(empty_live: Any, example_keypoints: Any) -> None:
+    """static/smoothing.js in Chromium gives the same landmarks as spml_core's One Euro filter."""
+    import numpy as np
+
+    from spml_core import smooth_sequence
+
+    server, browser = empty_live
+    page = Page(server, browser)
+    try:
+        seq = example_keypoints
+        frames = [None if np.isnan(x).all() else x.astype(float).tolist() for x in seq.xyzv[:120]]
+        times = [float(t) for t in seq.timestamps_ms[:120]]
+        got = page.page.evaluate(
+            """async ([frames, times]) => {
+                 const { OneEuroFilter } = await import('/static/smoothing.js');
+                 const f = new OneEuroFilter();
+                 return frames.map((lm, i) => f.apply(lm, times[i]));
+               }""", [frames, times])
+        expected = smooth_sequence(seq.xyzv[:120].astype(np.float64), np.asarray(times))
+        for i, rows in enumerate(got):
+            if rows is None:
+                assert np.isnan(expected[i]).all()
+            else:
+                np.testing.assert_allclose(np.asarray(rows), expected[i], rtol=0, atol=1e-12)
+    finally:
+        page.close()
