@@ -144,6 +144,11 @@ def _current(job: PredictJob, source_sha: str) -> dict[str, Any] | None:
 _BUNDLES: dict[tuple[str, str], Any] = {}  # per worker process: a bundle is loaded once, not per input
 
 
+def remember_bundle(path: Path, fingerprint: str, predictor: Any) -> None:
+    """Let jobs run in this process use a bundle the driver already loaded."""
+    _BUNDLES[(str(path), fingerprint)] = predictor
+
+
 def _predictor(job: PredictJob) -> Any:
     key = (str(job.bundle), job.bundle_fingerprint)
     if key not in _BUNDLES:

@@ -17,6 +17,7 @@ from spml_core.models.predict_files import (
     PredictResult,
     bundle_fingerprint,
     find_inputs,
+    remember_bundle,
     run_predict_job,
 )
 from spml_core.models.predictor import load_bundle
@@ -56,6 +57,7 @@ def run_predict(
         cls = registry.get("pose_estimator", est)
         est_opts = validate_options(cls, est_opts, f"{est} options").model_dump(mode="json")
     fp = bundle_fingerprint(predictor)
+    remember_bundle(Path(bundle), fp, predictor)  # in-process runs (one worker) load it once
     jobs = [PredictJob(src, stem, kind, Path(out_dir), Path(bundle), fp, csv, tuple(exports), est, est_opts,
                        decide, decide_key, force) for src, stem, kind in found]
     ex = create_executor(registry, executor, executor_options or {})
