@@ -128,6 +128,8 @@ def test_a_class_seen_once_warns_missing_from_training_few_events_and_few_exampl
     assert {"class_missing_from_training_fold", "few_events", "few_examples"} <= found
     msgs = " ".join(w["message"] for w in report["warnings"])
     assert "'wave'" in msgs
+    lenient = fit(dataset(tmp_path, parts), tmp_path / "c", min_examples=5, min_events=1)
+    assert not {"few_events", "few_examples"} & codes(lenient)
 
 
 def test_a_class_in_no_test_fold_warns_class_never_tested(tmp_path) -> None:

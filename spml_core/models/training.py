@@ -46,6 +46,7 @@ from spml_core.models.augment import AugmentSettings, augmented_rows
 from spml_core.models.bundle import Calibration
 from spml_core.models.importance import PermutationImportance, native_importance
 from spml_core.models.splits import SplitKind, plan_splits
+from spml_core.models.quality import MIN_EVENTS, MIN_EXAMPLES
 from spml_core.models.trust import add_trust
 from spml_core.registry import Registry, validate_options
 
@@ -127,6 +128,8 @@ def train(
     reject_keep: float | None = 0.95,
     augment: AugmentSettings | None = None,
     fail_on_warning: bool = False,
+    min_examples: int = MIN_EXAMPLES,
+    min_events: int = MIN_EVENTS,
 ) -> TrainResult:
     """Cross-validate, fit the final model on all labelled examples, and write the bundle to ``out``."""
 
@@ -198,7 +201,8 @@ def train(
     report = evaluation_report(ex, cv, **context)
     if search_info:
         report["search"] = search_info
-    novelty = add_trust(report, ex, cv, importance=perm, keep=reject_keep or 0.95, reject=reject_keep is not None)
+    novelty = add_trust(report, ex, cv, importance=perm, keep=reject_keep or 0.95, reject=reject_keep is not None,
+                        min_examples=min_examples, min_events=min_events)
     report["cv_settings"] = {"split": split, "folds": n_splits, "seed": seed, "kind": plan.kind,
                              "n_folds": len(plan.folds), "reject_keep": reject_keep}
 

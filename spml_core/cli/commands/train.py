@@ -59,6 +59,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--time-warp", metavar="F,F", help="add copies played F times faster, e.g. 0.9,1.1")
     t.add_argument("--jitter", type=float, default=0.0, metavar="SIGMA",
                    help="add a copy with Gaussian noise on x/y (share of the frame, e.g. 0.005)")
+    t.add_argument("--min-examples", type=int, default=30, metavar="N",
+                   help="warn about classes with fewer examples than this (default 30)")
+    t.add_argument("--min-events", type=int, default=3, metavar="N",
+                   help="warn about classes annotated in fewer events (runs of the label) than this (default 3)")
     t.add_argument("--fail-on-warning", action="store_true",
                    help="exit with an error when metrics.json has quality warnings (for CI); the bundle is still written")
     p.add_argument("--zip", action="store_true", help="also write BUNDLE_DIR.zip (for upload to the web app)")
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
           split=args.split, n_splits=args.folds, search=args.search, seed=args.seed, zip_bundle=args.zip,
           notes=args.notes, quiet=args.quiet, background=args.background,
           reject_keep=None if args.no_reject else args.reject_keep, augment=augment_settings(args),
-          fail_on_warning=args.fail_on_warning)
+          fail_on_warning=args.fail_on_warning, min_examples=args.min_examples, min_events=args.min_events)
     return 0
 
 
