@@ -160,9 +160,11 @@ class CsvImporter(KeypointImporter):
             folder = Path(o.image_dir) if o.image_dir else path.parent
             first = folder / str(df[o.name_column].iloc[0])
             if first.is_file():
-                import cv2
-
-                img = cv2.imread(str(first))
+                try:
+                    import cv2
+                except ImportError:  # OpenCV comes with spml-pose-mediapipe; without it, infer below
+                    cv2 = None
+                img = cv2.imread(str(first)) if cv2 is not None else None
                 if img is not None:
                     return int(img.shape[1]), int(img.shape[0]), f"from image {first.name}"
         xs, ys = xyzv[:, :, 0], xyzv[:, :, 1]
