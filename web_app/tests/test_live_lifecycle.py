@@ -160,3 +160,46 @@ def test_a_3_s_stall_drops_the_backlog_and_never_switches_on_for_it(
     assert all(p["age_ms"] < bound + 100 for p in rec.of("prediction"))
     on_frames = [a["frame"] for a in rec.of("action") if a["action"] == "on"]
     assert not set(on_frames) & set(stalled), on_frames
+
+
+def test_bad_timestamps_get_codes_and_never_actuate(
+    server: BackgroundServer, example_keypoints: Any, recorder: Any, device: Device,
+) -> None:
+    rec = recorder(server.url)
+    rec.wait_for("hello")
+    msgs = _messages(example_keypoints, 0, 12)
+    for msg in msgs[:6]:
+        rec.client.emit("keypoints", msg)
+    rec.client.emit("keypoints", {**msgs[6], "t_ms": msgs[2]["t_ms"]})  # backwards
+    rec.client.emit("keypoints", {**msgs[6], "t_ms": "NaN"})  # not a number
+    rec.client.emit("keypoints", {**msgs[5], "frame": 6})  # a repeated timestamp: nothing new to classify
+    # The NaN is refused on receipt, the backwards frame by the session's worker: either may come first.
+    codes = sorted(e["code"] for e in rec.wait_for("error", 2))
+    assert codes == ["bad_payload", "out_of_order"], codes
+    for msg in msgs[6:]:
+        rec.client.emit("keypoints", msg)
+    results = rec.wait_for("prediction", 12)  # the session carries on
+    assert [r["frame"] for r in results] == list(range(12))
+    assert all(r["status"] == "warming_up" for r in results[:9])
+
+
+def test_a_bundle_from_before_timing_loads_with_the_30_fps_fallback(bundles: dict[str, Any], tmp_path: Any,
+                                                                   example_keypoints: Any) -> None:
+    import json
+    import shutil
+
+    from spml_core import load_bundle
+
+    old = tmp_path / "old"
+    shutil.copytree(bundles["steps"], old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for key in ("timing", "gate", "pose"):
+        manifest["features"].pop(key, None)
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    predictor = load_bundle(old)
+    assert predictor.timing.source == "fallback" and predictor.timing.fps == 30.0
+    assert load_bundle(bundles["steps"]).timing.source == "dataset"
+    seq = example_keypoints
+    got = predictor.predict_stream(seq.xyzv[:40], seq.timestamps_ms[:40], seq.width, seq.height)
+    assert all(r["status"] == "warming_up" for r in got[:9])
+    assert {r["status"] for r in got[9:]} <= {"ok", "unknown"}
