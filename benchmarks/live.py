@@ -221,11 +221,17 @@ class StreamingClient(threading.Thread):
             self.client.disconnect()
 
 
-def keypoint_payloads(seq: Any, loops: int) -> list[dict[str, Any]]:
+def keypoint_payloads(seq: Any, loops: int, compact: bool = False) -> list[dict[str, Any]]:
     """The video's frames as the page's keypoints events (looped with increasing frame numbers and times)."""
+    import base64
+
     n = seq.n_frames
-    # Rounded to 5 decimals, as the page sends them (about 1.3 KB per message instead of 2.9 KB).
-    rows = [None if np.isnan(x).all() else np.round(x.astype(np.float64), 5).tolist() for x in seq.xyzv]
+    # Rounded to 5 decimals, as the page sends them (about 1.3 KB per message instead of 2.9 KB);
+    # compact: base64 of float32 (docs/protocol.md), about 780 bytes.
+    if compact:
+        rows = [None if np.isnan(x).all() else base64.b64encode(x.astype("<f4").tobytes()).decode() for x in seq.xyzv]
+    else:
+        rows = [None if np.isnan(x).all() else np.round(x.astype(np.float64), 5).tolist() for x in seq.xyzv]
     period = float(seq.timestamps_ms[-1]) + 1000.0 / FPS
     return [{"frame": k, "t_ms": float(seq.timestamps_ms[k % n]) + (k // n) * period, "landmarks": rows[k % n],
              "width": seq.width, "height": seq.height} for k in range(n * loops)]
@@ -484,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, metavar="S",
                         help="stream for S seconds per run (soak; the video is looped); overrides --loops")
     parser.add_argument("--workers", type=int, default=1, help="spml serve --workers N (default 1)")
+    parser.add_argument("--compact", action="store_true", help="send landmarks in the compact base64 float32 form")
     parser.add_argument("--no-ref", action="store_true", help="skip StreamPoseML 0.3.1")
     parser.add_argument("--ref-frames", type=int, default=150, help="frames timed on StreamPoseML (default 150)")
     parser.add_argument("--frames-mode", action="store_true", help="also stream JPEG frames (server-side pose), 1 client")
@@ -505,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     loops = args.loops
     if args.duration:
         loops = max(1, int(np.ceil(args.duration * FPS / seq.n_frames)))
-    payloads = keypoint_payloads(seq, loops)
+    payloads = keypoint_payloads(seq, loops, args.compact)
     if args.duration:
         payloads = payloads[: max(WINDOW, int(args.duration * FPS))]
     results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "runs": []}
