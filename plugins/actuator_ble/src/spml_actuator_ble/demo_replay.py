@@ -141,14 +141,19 @@ def _run(args: argparse.Namespace) -> int:
             print(f"replaying {len(keypoints.timestamps_ms)} frames of {args.keypoints.name} through "
                   f"{args.bundle.name} (classes: {', '.join(predictor.classes)}; window {predictor.window})")
 
+            def show(d: Any, frame: int | None, t_ms: float) -> None:
+                shown = f" payload {d.payload.hex(' ')}" if d.payload is not None else ""
+                p = f" p={d.probability:.2f}" if d.probability is not None else ""
+                at = f"frame {frame:5d}" if frame is not None else "end        "
+                print(f"  {at}  {t_ms:9.1f} ms  {d.action.upper():10s} {d.label}{p} ({d.reason}){shown}")
+
             def on_prediction(frame: int, t_ms: float, label: str, probs: dict[str, float]) -> None:
                 for d in session.on_prediction(t_ms, label, probs, frame):
-                    shown = f" payload {d.payload.hex(' ')}" if d.payload is not None else ""
-                    p = f" p={d.probability:.2f}" if d.probability is not None else ""
-                    print(f"  frame {frame:5d}  {t_ms:9.1f} ms  {d.action.upper():10s} {d.label}{p} ({d.reason}){shown}")
+                    show(d, frame, t_ms)
 
             n = replay_predictions(keypoints, predictor, on_prediction, args.speed)
-            session.close()
+            for d in session.close():  # the fail-safe off of a bout still running when the video ends
+                show(d, d.frame, d.t_ms)
             runner = hub.targets[0].runner
             assert runner is not None
             deadline = time.monotonic() + 5
