@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -280,7 +281,7 @@ def _register_http(app: Flask) -> None:
         return jsonify({"status": "ok", "version": __version__, "spml_core": core_version,
                         "uptime_s": round(time.time() - st.started_at, 1), "sessions": st.sessions.summary(),
                         "actuators": st.actuation.status(),
-                        "fairness": current_app.extensions["spml_fairness"].stats()})
+                        "fairness": current_app.extensions["spml_fairness"].stats(), "pid": os.getpid()})
 
     @app.get("/pose-models/<name>.task")
     def pose_model(name: str) -> Any:

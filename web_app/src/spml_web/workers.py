@@ -48,11 +48,14 @@ def _watch_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # shut down as on SIGTERM: devices off, sockets closed
 
 
-def _worker(build_app: Callable[[], Flask], host: str, sock: socket.socket, parent: int) -> None:
+def _worker(build_app: Callable[[], Flask], host: str, sock: socket.socket, parent: int, ready: int | None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     app = build_app()
+    if ready is not None:
+        os.write(ready, b"1")  # the parent announces the URL once every worker can answer
+        os.close(ready)
     serve_forever(app, host, sock.getsockname()[1], fd=sock.fileno(), announce=False)
 
 
@@ -62,6 +65,8 @@ def serve_workers(build_app: Callable[[], Flask], host: str, port: int, workers:
     parent = os.getpid()
     children: dict[int, int] = {}
     stopping = False
+    ready_r, ready_w = os.pipe()
+    starting = True  # workers forked later (restarts) have no one waiting for them
 
     def spawn(slot: int) -> None:
         sys.stdout.flush()
@@ -69,7 +74,9 @@ def serve_workers(build_app: Callable[[], Flask], host: str, port: int, workers:
         if pid == 0:
             code = 0
             try:
-                _worker(build_app, host, sock, parent)
+                if starting:
+                    os.close(ready_r)
+                _worker(build_app, host, sock, parent, ready_w if starting else None)
             except BaseException as exc:  # a worker must never fall back into the parent's loop
                 print(f"spml serve: worker {slot} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                 code = 1
@@ -90,6 +97,15 @@ def serve_workers(build_app: Callable[[], Flask], host: str, port: int, workers:
     try:
         for slot in range(workers):
             spawn(slot)
+        os.close(ready_w)
+        started = 0
+        while started < workers:
+            chunk = os.read(ready_r, workers - started)
+            if not chunk:  # every worker end closed: some died while starting (their errors are printed)
+                raise SystemExit("spml serve: the workers failed to start")
+            started += len(chunk)
+        os.close(ready_r)
+        starting = False
         print(f"spml serve: http://{host}:{sock.getsockname()[1]}/  ({workers} worker processes; Ctrl-C to stop)",
               flush=True)
         while children:
