@@ -72,7 +72,7 @@ def test_gate_statuses() -> None:
     for _ in range(5):
         gate.push(frame(0.5))
     assert gate.status(30.0, 5.0) == "ok"
-    assert gate.status(3.0, 5.0) == "too_slow"  # below 0.8 x the lowest supported rate
+    assert gate.status(3.0, 5.0) == "too_slow"  # below 0.7 x the lowest supported rate
     for _ in range(4):
         gate.push(NOBODY)
     assert gate.status(30.0, 5.0) == "no_person"  # 4 of 10 > 30% of the window without a person
@@ -128,3 +128,29 @@ def test_one_euro_restarts_when_the_person_is_lost_or_time_jumps() -> None:
     f(frame(0.9), 133.0)
     np.testing.assert_array_equal(f(frame(0.2), 5000.0), frame(0.2))  # after a long gap
     np.testing.assert_array_equal(OneEuroFilter(SmoothingOptions(enabled=False))(frame(0.3), 0), frame(0.3))
+
+
+def test_offline_window_gate_agrees_with_the_live_rule() -> None:
+    import pandas as pd
+
+    from spml_core.features.timegrid import window_gate_mask
+    from spml_core.keypoints.skeleton import landmark_columns
+
+    n = 40
+    xyzv = np.stack([frame(0.5) for _ in range(n)])
+    xyzv[5:7] = np.nan  # nobody in frames 5..6: within the allowed 30%
+    xyzv[30:34] = np.nan  # nobody in frames 30..33: too long
+    xyzv[14:18, 23, 3] = 0.1  # the left hip out of view in frames 14..17
+    df = pd.DataFrame(xyzv.reshape(n, -1), columns=landmark_columns())
+    df.insert(0, "frame", np.arange(n))
+    df.insert(0, "video", "v")
+    start = np.arange(0, n - 9)
+    keep = window_gate_mask(df, np.array(["v"] * len(start)), start, start + 9, GateConfig())
+    gate = Gate(GateConfig(), window=10)
+    live = []
+    for i in range(n):
+        gate.push(xyzv[i])
+        if i >= 9:
+            live.append(gate.status(30.0, 5.0) == "ok")
+    assert keep.tolist() == live
+    assert not keep.all() and keep.any()

@@ -31,11 +31,11 @@ FALLBACK_FPS = 30.0
 MAX_GRID_STEPS_PER_FRAME = 6.0
 # A gap between two real frames longer than this many of the slowest supported intervals is a
 # pause, not a slow frame: the window starts again rather than interpolating across it.
-GAP_INTERVALS = 2.5
+GAP_INTERVALS = 3.5
 # The input rate is measured over the real frames of this span (their median interval).
 RATE_SPAN_MS = 2000.0
 # Tolerance on the measured rate before a stream is "too slow" (jitter, a dropped frame).
-RATE_TOLERANCE = 0.8
+RATE_TOLERANCE = 0.7
 # A grid instant within this share of a step after the newest frame takes that frame, so that
 # timestamps rounded to whole milliseconds (33, 67, 100 ...) do not delay every instant by a frame.
 SNAP = 0.25
@@ -245,3 +245,35 @@ def as_frame(xyzv: Any) -> np.ndarray:
     if arr.shape != (N_LANDMARKS, 4):
         raise SpmlError(f"a frame of keypoints must be shaped ({N_LANDMARKS}, 4), got {arr.shape}")
     return arr
+
+
+def window_gate_mask(frames: Any, video: np.ndarray, start: np.ndarray, end: np.ndarray,
+                     gate: GateConfig) -> np.ndarray:
+    """Offline, the live gate's verdict on each training window: True where it would get a class.
+
+    ``frames`` is the per-frame table (video, frame, <landmark>_x, <landmark>_visibility ...);
+    window i covers frames start[i]..end[i] of video[i]. Like the live gate, a window fails when
+    more than ``max_missing`` of its frames have no person, or lack a visible required joint.
+    """
+    keep = np.ones(len(start), dtype=bool)
+    if not gate.enabled or len(start) == 0:
+        return keep
+    x_col = f"{LANDMARK_NAMES[0]}_x"
+    vis_cols = [f"{j}_visibility" for j in gate.joints]
+    video = np.asarray(video).astype(str)
+    for name, part in frames.groupby("video", observed=True, sort=False):
+        sel = video == str(name)
+        if not sel.any():
+            continue
+        part = part.sort_values("frame")
+        f = part["frame"].to_numpy(np.int64)
+        present = np.isfinite(part[x_col].to_numpy(np.float64))
+        with np.errstate(invalid="ignore"):
+            visible = present & (part[vis_cols].to_numpy(np.float64) >= gate.min_visibility).all(axis=1)
+        absent = np.concatenate(([0], np.cumsum(~present)))
+        hidden = np.concatenate(([0], np.cumsum(~visible)))
+        lo = np.searchsorted(f, np.asarray(start)[sel], "left")
+        hi = np.searchsorted(f, np.asarray(end)[sel], "right")
+        allowed = gate.max_missing * (hi - lo)
+        keep[sel] = ((absent[hi] - absent[lo]) <= allowed) & ((hidden[hi] - hidden[lo]) <= allowed)
+    return keep

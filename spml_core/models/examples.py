@@ -21,6 +21,7 @@ from spml_core.datasets.io import read_dataset
 from spml_core.errors import SpmlError
 from spml_core.features.offline import format_dataset_frames
 from spml_core.features.spec import FeaturePipelineSpec, read_feature_spec
+from spml_core.features.timegrid import GateConfig, window_gate_mask
 from spml_core.keypoints.skeleton import landmark_columns
 
 if TYPE_CHECKING:
@@ -157,6 +158,7 @@ def load_examples(
     registry: Any = None,
     quiet: bool = True,
     background: str | None = None,
+    gate: GateConfig | None = None,
 ) -> ExampleSet:
     """Feature rows and labels of ``target`` from a dataset file (or DataFrame), through ``spec``.
 
@@ -210,6 +212,14 @@ def load_examples(
         if missing:
             raise SpmlError(f"{name}: lacks feature columns of its spec, e.g. {missing[:3]}")
 
+    if gate is not None and frame_source is not None and "start_frame" in table.columns:
+        # The live gate on training windows: a window live prediction would refuse is not learned from.
+        passed = window_gate_mask(frame_source, table["video"].to_numpy(), table["start_frame"].to_numpy(np.int64),
+                                  table["end_frame"].to_numpy(np.int64), gate)
+        if not passed.all():
+            notes.append(f"left out {int((~passed).sum())} of {len(passed)} examples the live gate refuses "
+                         f"(no person or low visibility in more than {gate.max_missing:.0%} of the window)")
+            table = table[passed].reset_index(drop=True)
     keep = table[target].notna().to_numpy()
     if not keep.all():
         notes.append(f"left out {int((~keep).sum())} of {len(keep)} examples without a '{target}' label")

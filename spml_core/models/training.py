@@ -130,6 +130,7 @@ def train(
     fail_on_warning: bool = False,
     min_examples: int = MIN_EXAMPLES,
     min_events: int = MIN_EVENTS,
+    gate: GateConfig | None = None,
 ) -> TrainResult:
     """Cross-validate, fit the final model on all labelled examples, and write the bundle to ``out``."""
 
@@ -157,7 +158,8 @@ def train(
 
     if reject_keep is not None and not 0 < reject_keep <= 1:
         raise SpmlError(f"--reject-keep must be in (0, 1], got {reject_keep}")
-    ex = load_examples(dataset, target, spec, registry=registry, quiet=quiet, background=background)
+    gate = gate or GateConfig()
+    ex = load_examples(dataset, target, spec, registry=registry, quiet=quiet, background=background, gate=gate)
     if len(ex.classes) < 2:
         raise SpmlError(f"{dataset}: '{target}' has a single label ({ex.classes[0]}) in the examples; "
                         "a classifier needs two or more")
@@ -224,7 +226,7 @@ def train(
                         files=[], input_rank=rank, training=final.training_summary()),
         features=Features(kind="pipeline", spec=spec_dump, columns=ex.columns, window=ex.window,
                           frame_features=ex.frame_features, frame_size=ex.frame_size,
-                          timing=training_timing(ex.fps, ex.window), gate=GateConfig()),
+                          timing=training_timing(ex.fps, ex.window), gate=gate),
         training_data=TrainingData(file=dataset.name, sha256=digest, rows=ex.rows_in_file, examples=len(ex),
                                    groups=int(np.unique(ex.groups).size), group_column=ex.group_column,
                                    class_counts=ex.class_counts()),
