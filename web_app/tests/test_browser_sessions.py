@@ -223,3 +223,38 @@ def test_camera_chooser_with_two_fake_devices(studio: Any) -> None:
         finally:
             page.close()
             browser.close()
+
+
+def test_bluetooth_panel_says_what_is_missing(studio: Any) -> None:
+    server, studio_browser = studio
+    # Linux Chromium on 127.0.0.1 without the flag: a secure context, the API switched off.
+    args = [a for a in CHROMIUM_ARGS if a != "--enable-features=WebBluetooth"]
+    browser = studio_browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+    page = StudioPage(server, browser)
+    try:
+        page.page.wait_for_function("() => window.spmlBluetooth && window.spmlBluetooth.status === 'unsupported'")
+        message = page.page.evaluate("() => window.spmlBluetooth.message")
+        assert "flag" in message and "--enable-features=WebBluetooth" in message, message
+        assert "Chrome or Edge" not in message
+        assert page.page.is_disabled("#bt-connect")
+        shot(page, "#bluetooth-card", "bluetooth")
+    finally:
+        page.close()
+        browser.close()
+    # With the flag, but the adapter switched off (Chromium's emulated adapter, powered off).
+    page = StudioPage(server, studio_browser)
+    cdp = studio_browser.new_browser_cdp_session()
+    try:
+        cdp.send("BluetoothEmulation.enable", {"state": "powered-off", "leSupported": True})
+        page.page.reload()
+        page.page.wait_for_function("() => window.spmlBluetooth && window.spml.connected")
+        page.page.click("#bt-connect")  # requestDevice needs a user gesture
+        try:
+            page.page.wait_for_function("() => window.spmlBluetooth.message.includes('adapter')", timeout=15000)
+        except Exception:
+            raise AssertionError(page.page.evaluate("() => [window.spmlBluetooth.status, window.spmlBluetooth.message]"))
+        assert "switched off" in page.page.evaluate("() => window.spmlBluetooth.message")
+    finally:
+        cdp.send("BluetoothEmulation.disable")
+        cdp.detach()
+        page.close()

@@ -31,6 +31,44 @@ export function hexToBytes(hex) {
   return out;
 }
 
+/**
+ * Why Web Bluetooth cannot be used here, or null when it can: the page is not a secure context, the
+ * browser has the API switched off (Chromium on Linux: a flag), or the browser has no Web Bluetooth.
+ */
+export function bluetoothProblem(env) {
+  const { secure, bluetooth, userAgent = "", host = "" } = env;
+  if (!secure) {
+    return `this page is not a secure context (http://${host}): Web Bluetooth needs https, or the server ` +
+      "opened as http://localhost or http://127.0.0.1";
+  }
+  if (bluetooth) return null;
+  const chromium = /Chrome\/|Chromium\//.test(userAgent) && !/Firefox\//.test(userAgent);
+  if (chromium && /Linux/.test(userAgent) && !/Android/.test(userAgent)) {
+    return "Web Bluetooth is switched off in this browser: on Linux, Chrome and Chromium need the flag " +
+      "chrome://flags/#enable-experimental-web-platform-features (or start it with --enable-features=WebBluetooth)";
+  }
+  if (chromium) return "Web Bluetooth is switched off in this browser (check chrome://flags and the site's settings)";
+  return "this browser has no Web Bluetooth: use Chrome or Edge";
+}
+
+/** A requestDevice/connect failure in words: permission denied, chooser cancelled, adapter off. */
+export function explainBluetoothError(err) {
+  const name = err && err.name;
+  if (name === "NotAllowedError" || name === "SecurityError") {
+    return `permission denied (${err.message}): allow Bluetooth for this site, or pick a device in the chooser`;
+  }
+  if (name === "NotFoundError") {
+    if (/adapter/i.test(err.message)) {
+      return "no Bluetooth adapter, or it is switched off: switch it on (Linux: bluetoothctl power on)";
+    }
+    return /cancel/i.test(err.message)
+      ? "no device chosen: the chooser was closed"
+      : `no matching device found (${err.message}): is it on, in range and advertising the service?`;
+  }
+  if (name === "NetworkError") return `the device did not answer (${err.message}): is it in range and on?`;
+  return err && err.message ? err.message : String(err);
+}
+
 function el(tag, attrs = {}, children = []) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -133,9 +171,24 @@ export function createBluetoothPanel(container, socket, options = {}) {
     applyTarget(state.targets.find((t) => t.actuator === actuatorSelect.value));
   });
 
-  if (!state.supported) {
-    setStatus("unsupported", "Web Bluetooth is not available: use Chrome or Edge, over https or on localhost", "dot-off");
+  const problem = options.problem !== undefined ? options.problem : bluetoothProblem({
+    secure: typeof window !== "undefined" && window.isSecureContext, bluetooth,
+    userAgent: typeof navigator !== "undefined" ? navigator.userAgent : "",
+    host: typeof location !== "undefined" ? location.host : "",
+  });
+  if (problem) {
+    state.supported = false;
+    setStatus("unsupported", problem, "dot-off");
     connectBtn.disabled = true;
+  } else if (bluetooth && bluetooth.getAvailability) {
+    // The API is there; an adapter that is absent or switched off is the next thing that can be missing.
+    bluetooth.getAvailability().then((available) => {
+      state.available = available;
+      if (!available && state.status !== "connected") {
+        setStatus("unavailable", "no Bluetooth adapter, or it is switched off: switch it on " +
+          "(Linux: bluetoothctl power on) and reload the page", "dot-off");
+      }
+    }).catch(() => {});
   }
 
   async function connectGatt() {
@@ -175,7 +228,7 @@ export function createBluetoothPanel(container, socket, options = {}) {
     try {
       device = await bluetooth.requestDevice({ filters: [filter], optionalServices: [service] });
     } catch (err) {
-      setStatus("disconnected", `no device chosen (${err.message})`, "dot-off");
+      setStatus("disconnected", explainBluetoothError(err), "dot-off");
       return;
     }
     userDisconnected = false;
