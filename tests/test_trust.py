@@ -104,6 +104,11 @@ def test_clean_dataset_has_no_warnings_and_reports_calibration_and_importance(tm
     assert ev["overall"]["balanced_accuracy"] == pytest.approx(report["overall"]["balanced_accuracy"])
     ev5 = evaluate_bundle(tmp_path / "b", ds, tmp_path / "ev5", n_splits=2, quiet=True)
     assert "folds_differ" in codes(ev5)
+    # On new data the fitted bundle predicts: calibration and unknown share are measured there too.
+    other = dataset(tmp_path, [video("new", alternating(4), seed=5)], "new.parquet")
+    ho = evaluate_bundle(tmp_path / "b", other, tmp_path / "ho", quiet=True)
+    assert ho["evaluation"].startswith("held-out") and ho["calibration"]["temperature"] == cal["temperature"]
+    assert 0 <= ho["calibration"]["rejection"]["rejected_share"] < 0.5 and ho["overall"]["balanced_accuracy"] > 0.9
 
 
 def test_single_video_warns_single_group(tmp_path) -> None:
