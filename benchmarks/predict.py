@@ -226,13 +226,15 @@ def batch_predict(bundle: Path, kp_file: Path, copies: int, workers: list[int]) 
     out: dict = {"files": copies, "frames": frames, "predict_window_loop_fps": loop_fps,
                  "predict_sequence_fps": seq_fps, "loop_script_fps": frames / script_s, "loop_script_s": script_s,
                  "spml_predict": {}}
-    for n in workers:
+    for n, flags in [(n, []) for n in workers] + [(1, ["--no-timeline"])]:
+        key = f"{n}{' ' + ' '.join(flags) if flags else ''}"
         t = time.perf_counter()
         subprocess.run([str(ROOT / ".venv" / "bin" / "spml"), "predict", str(folder), "--model", str(bundle),
-                        "--out", str(folder / f"out-{n}"), "--workers", str(n), "--quiet"], check=True)
+                        "--out", str(folder / f"out-{key.replace(' ', '')}"), "--workers", str(n), "--quiet", *flags],
+                       check=True)
         wall = time.perf_counter() - t
-        out["spml_predict"][n] = {"wall_s": wall, "fps": frames / wall, "ratio_vs_loop": frames / wall / loop_fps,
-                                  "ratio_vs_script": script_s / wall}
+        out["spml_predict"][key] = {"wall_s": wall, "fps": frames / wall, "ratio_vs_loop": frames / wall / loop_fps,
+                                    "ratio_vs_script": script_s / wall}
     shutil.rmtree(folder, ignore_errors=True)
     return out
 
@@ -245,7 +247,7 @@ def print_batch(b: dict) -> None:
     print(f"the same loop as a script (whole process, nothing written):   {b['loop_script_fps']:>8.0f} frames/s "
           f"({b['loop_script_s']:.1f} s)")
     for n, r in b["spml_predict"].items():
-        print(f"spml predict --workers {n} (whole process, outputs written):  {r['fps']:>8.0f} frames/s "
+        print(f"spml predict --workers {n:<15} (whole process):   {r['fps']:>8.0f} frames/s "
               f"({r['wall_s']:.1f} s; {r['ratio_vs_script']:.2f}x the script, {r['ratio_vs_loop']:.2f}x the in-process loop)")
 
 

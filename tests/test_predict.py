@@ -120,7 +120,8 @@ def test_decisions_column(bundle: Path, example_keypoints_dir: Path, tmp_path: P
     cfg.write_text("actions: {Left Step: 'on'}\nthreshold: 0.55\nmin_bout: 3\n")
     out = tmp_path / "out"
     assert main(["predict", str(example_keypoints_dir / "example_video.parquet"), "--model", str(bundle),
-                 "--out", str(out), "--decisions", str(cfg), "--quiet"]) == 0
+                 "--out", str(out), "--decisions", str(cfg), "--no-timeline", "--quiet"]) == 0
+    assert not (out / "example_video.timeline.png").exists()
     t = pd.read_parquet(out / "example_video.predictions.parquet")
     on = t["decision"].notna().to_numpy()
     assert on.any() and (t.loc[on, "decision"] == "Left Step").all()
@@ -130,10 +131,8 @@ def test_decisions_column(bundle: Path, example_keypoints_dir: Path, tmp_path: P
     assert (t.loc[on, "label"] == "Left Step").all()
     cfg.write_text("actions: {}\n")
     with pytest.raises(SpmlError, match=r"decisions.yml.*actions"):
-        main(["predict", str(example_keypoints_dir), "--model", str(bundle), "--out", str(out),
-              "--decisions", str(cfg), "--quiet"]) if False else _run_raising(
-            ["predict", str(example_keypoints_dir), "--model", str(bundle), "--out", str(out),
-             "--decisions", str(cfg), "--quiet"])
+        _run_raising(["predict", str(example_keypoints_dir), "--model", str(bundle), "--out", str(out),
+                      "--decisions", str(cfg), "--quiet"])
 
 
 def _run_raising(argv: list[str]) -> None:

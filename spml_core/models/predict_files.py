@@ -52,6 +52,7 @@ class PredictJob:
     decide: Callable[[Any], Any] | None = None
     decide_key: str = ""
     force: bool = False
+    timeline: bool = True
 
 
 @dataclass
@@ -114,8 +115,9 @@ def bundle_fingerprint(predictor: Any) -> str:
 def output_paths(job: PredictJob) -> dict[str, Path]:
     """Every file this job writes, by role."""
     d, s = job.out_dir, job.stem
-    out = {"predictions": d / f"{s}{PREDICTIONS_SUFFIX}", "bouts": d / f"{s}.bouts.csv",
-           "timeline": d / f"{s}.timeline.png"}
+    out = {"predictions": d / f"{s}{PREDICTIONS_SUFFIX}", "bouts": d / f"{s}.bouts.csv"}
+    if job.timeline:
+        out["timeline"] = d / f"{s}.timeline.png"
     if job.csv:
         out["csv"] = d / f"{s}.predictions.csv"
     out.update({f"export:{f}": d / f"{s}{EXPORT_SUFFIXES[f]}" for f in job.exports})
@@ -124,7 +126,7 @@ def output_paths(job: PredictJob) -> dict[str, Path]:
 
 def _record(job: PredictJob, source_sha: str) -> dict[str, Any]:
     return {"source": str(job.source), "source_sha256": source_sha, "bundle": job.bundle_fingerprint,
-            "csv": job.csv, "exports": sorted(job.exports), "decide": job.decide_key}
+            "csv": job.csv, "exports": sorted(job.exports), "decide": job.decide_key, "timeline": job.timeline}
 
 
 def _current(job: PredictJob, source_sha: str) -> dict[str, Any] | None:
@@ -216,8 +218,9 @@ def _write_outputs(job: PredictJob, predictor: Any, seq: PoseSequence, table: An
     write_text_atomic(paths["bouts"], b.to_csv(index=False))
     if job.csv:
         write_text_atomic(paths["csv"], table.to_csv(index=False))
-    write_bytes_atomic(paths["timeline"], prediction_timeline_png(table, predictor.classes, f"{job.stem}: "
-                                                                  f"{predictor.target}"))
+    if job.timeline:
+        write_bytes_atomic(paths["timeline"], prediction_timeline_png(table, predictor.classes,
+                                                                      f"{job.stem}: {predictor.target}"))
     meta = _record(job, source_sha) | {"frames": int(len(table)), "summary": summary,
                                        "classes": predictor.classes, "target": predictor.target}
     arrow = pa.Table.from_pandas(table, preserve_index=False)

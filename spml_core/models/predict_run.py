@@ -43,7 +43,7 @@ def run_predict(
     estimator: str | None = None, estimator_options: dict[str, Any] | None = None,
     decide: Callable[[Any], Any] | None = None, decide_key: str = "", executor: str = "local",
     executor_options: dict[str, Any] | None = None, retries: int | None = None, force: bool = False,
-    quiet: bool = False, registry: Any = None,
+    timeline: bool = True, quiet: bool = False, registry: Any = None,
 ) -> list[PredictResult]:
     """Classify every frame of each input; resumable (current outputs are skipped) and parallel."""
     exports = check_export_formats(exports or [])
@@ -59,7 +59,7 @@ def run_predict(
     fp = bundle_fingerprint(predictor)
     remember_bundle(Path(bundle), fp, predictor)  # in-process runs (one worker) load it once
     jobs = [PredictJob(src, stem, kind, Path(out_dir), Path(bundle), fp, csv, tuple(exports), est, est_opts,
-                       decide, decide_key, force) for src, stem, kind in found]
+                       decide, decide_key, force, timeline) for src, stem, kind in found]
     ex = create_executor(registry, executor, executor_options or {})
     results: list[PredictResult] = []
     retries = DEFAULT_RETRIES if retries is None else retries

@@ -33,6 +33,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--estimator", help="pose estimator for videos (default: the bundle's, else mediapipe)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="pose estimator option for videos (repeatable); replaces the bundle's options")
+    p.add_argument("--no-timeline", action="store_true",
+                   help="skip <stem>.timeline.png (the slowest output for short inputs)")
     p.add_argument("--force", action="store_true", help="predict again even where outputs are current")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file lines")
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         args.inputs, args.model, args.out, csv=args.csv, exports=exports, estimator=args.estimator,
         estimator_options=parse_options(args.option) if args.option else None, decide=decide,
         decide_key=decide_key, executor=executor, executor_options=executor_options, retries=args.retries,
-        force=args.force, quiet=args.quiet,
+        force=args.force, timeline=not args.no_timeline, quiet=args.quiet,
     )
     if args.json:
         print(json.dumps([{"source": str(r.source), "status": r.status, "frames": r.frames,
