@@ -7,6 +7,10 @@ only how sure the probabilities sound. Scores "after" calibration are cross-fitt
 predictions are rescaled with the temperature fitted on the other folds, so they are not judged on
 the data that chose ``T``.
 
+The temperature is kept only when the cross-fitted log-loss is lower than the model's own; otherwise
+(small or uneven folds, where the temperature fitted on some folds does not carry to the others) the
+bundle keeps ``T = 1`` and ``metrics.json`` says so (``applied: false``, with both figures).
+
 Rejection: the threshold on the calibrated top probability below which a prediction is answered
 ``unknown`` is the ``1 - keep`` quantile of the calibrated top probability of the *correct*
 out-of-fold predictions: by default it gives up at most 5 % of the answers the model got right.
@@ -93,25 +97,35 @@ def calibrate_cv(
     ``proba`` are out-of-fold probabilities of tested rows, ``y`` their integer labels and
     ``fold_of`` the fold that tested each row.
     """
-    temperature = fit_temperature(proba, y)
+    fitted = fit_temperature(proba, y)
     crossfit = np.empty_like(proba, dtype=np.float64)
     folds = np.unique(fold_of)
     for f in folds:
         test = fold_of == f
         other = ~test
-        t = fit_temperature(proba[other], y[other]) if len(folds) > 1 and other.any() else temperature
+        t = fit_temperature(proba[other], y[other]) if len(folds) > 1 and other.any() else fitted
         crossfit[test] = apply_temperature(proba[test], t)
-    threshold = rejection_threshold(crossfit, y, keep) if reject else 0.0
-    rejected = crossfit.max(axis=1) < threshold
+    # Calibration is kept only when it helps on rows that did not choose it; on small or uneven folds
+    # the temperature can swing so much that rescaled probabilities are worse than the model's own.
+    nll_before, nll_after = log_loss(proba, y), log_loss(crossfit, y)
+    applied = nll_after < nll_before
+    final = crossfit if applied else np.asarray(proba, dtype=np.float64)
+    threshold = rejection_threshold(final, y, keep) if reject else 0.0
+    rejected = final.max(axis=1) < threshold
     accepted = ~rejected
-    acc_kept = float((crossfit[accepted].argmax(axis=1) == y[accepted]).mean()) if accepted.any() else None
+    acc_kept = float((final[accepted].argmax(axis=1) == y[accepted]).mean()) if accepted.any() else None
     return {
-        "method": "temperature scaling of log-probabilities, fitted on out-of-fold predictions",
-        "temperature": temperature,
+        "method": "temperature scaling of log-probabilities, fitted on out-of-fold predictions; kept only when "
+                  "the cross-fitted log-loss improves",
+        "applied": bool(applied),
+        "temperature": fitted if applied else 1.0,
+        "fitted_temperature": fitted,
         "ece_before": expected_calibration_error(proba, y),
-        "ece_after": expected_calibration_error(crossfit, y),
+        "ece_after": expected_calibration_error(final, y),
+        "ece_crossfit": expected_calibration_error(crossfit, y),
         "brier_before": brier_score(proba, y),
-        "brier_after": brier_score(crossfit, y),
+        "brier_after": brier_score(final, y),
+        "log_loss_before": nll_before, "log_loss_crossfit": nll_after,
         "bins": ECE_BINS,
         "reliability_before": reliability_bins(proba, y),
         "reliability_after": reliability_bins(crossfit, y),
@@ -119,7 +133,14 @@ def calibrate_cv(
             "threshold": threshold, "keep_correct": keep if reject else None,
             "rejected_share": float(rejected.mean()) if y.size else 0.0,
             "accuracy_of_accepted": acc_kept,
-            "accuracy_of_all": float((crossfit.argmax(axis=1) == y).mean()) if y.size else None,
+            "accuracy_of_all": float((final.argmax(axis=1) == y).mean()) if y.size else None,
         },
-        "crossfit_proba": crossfit,
+        "crossfit_proba": final,
     }
+
+
+def log_loss(proba: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of integer labels ``y``."""
+    if y.size == 0:
+        return 0.0
+    return float(-np.log(np.clip(proba[np.arange(y.size), y], EPS, 1.0)).mean())

@@ -105,9 +105,10 @@ def reliability_png(calibration: dict[str, Any], title: str) -> bytes:
         rel = calibration[key]
         n = np.asarray(rel["count"])
         ok = n > 0
-        ece = calibration["ece_" + name]
+        ece = calibration["ece_before"] if name == "before" else calibration.get("ece_crossfit", calibration["ece_after"])
+        what = "model's own" if name == "before" else "temperature-scaled, cross-fitted"
         ax.plot(np.asarray(rel["confidence"])[ok], np.asarray(rel["accuracy"])[ok], "o-", color=colour,
-                label=f"{name} calibration (ECE {ece:.3f})")
+                label=f"{what} (ECE {ece:.3f})")
     threshold = calibration.get("rejection", {}).get("threshold")
     if threshold:
         ax.axvline(threshold, color="black", lw=1, ls=":", label=f"'unknown' below {threshold:.2f}")
@@ -115,7 +116,9 @@ def reliability_png(calibration: dict[str, Any], title: str) -> bytes:
     ax.set_ylim(0, 1)
     ax.set_xlabel("top probability (confidence)")
     ax.set_ylabel("share correct")
-    ax.set_title(title + f"\nT = {calibration['temperature']:.2f}", fontsize=10)
+    kept = "kept" if calibration.get("applied", True) else "not kept: no held-out gain"
+    ax.set_title(title + f"\nT = {calibration.get('fitted_temperature', calibration['temperature']):.2f} ({kept})",
+                 fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     return _png(fig)
 

@@ -101,10 +101,14 @@ def trust_lines(report: dict[str, Any]) -> list[str]:
     cal = report.get("calibration")
     if cal:
         rej = cal.get("rejection") or {}
-        line = (f"calibration: ECE {cal['ece_before']:.3f} -> {cal['ece_after']:.3f}, Brier {cal['brier_before']:.3f} "
-                f"-> {cal['brier_after']:.3f}")
-        if cal.get("temperature"):
-            line += f" (temperature {cal['temperature']:.2f})"
+        if cal.get("applied", True):
+            line = (f"calibration: ECE {cal['ece_before']:.3f} -> {cal['ece_after']:.3f}, Brier {cal['brier_before']:.3f} "
+                    f"-> {cal['brier_after']:.3f}")
+            if cal.get("temperature"):
+                line += f" (temperature {cal['temperature']:.2f})"
+        else:
+            line = (f"calibration: not applied (temperature {cal['fitted_temperature']:.2f} fitted on the other folds "
+                    f"gave held-out ECE {cal['ece_crossfit']:.3f} against the model's own {cal['ece_before']:.3f})")
         if rej.get("threshold"):
             line += f"; 'unknown' below {rej['threshold']:.2f} ({rej['rejected_share']:.1%} of held-out answers)"
         lines.append(line)
