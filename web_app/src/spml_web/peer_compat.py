@@ -16,9 +16,10 @@ label is ``peer_true_class`` (for a two-class bundle without that setting, its s
 StreamPoseML's ``bool(prediction)`` with labels mapped to 0/1); no person, warming up, too-slow
 input or any other label is false, so the client's device stays off.
 
-StreamPoseML's client smooths landmarks (an exponential moving average, factor 0.6) before sending;
-spml's own page does not (bundles are trained on unsmoothed video keypoints, and smoothing live
-would shift what the model sees), so a StreamPoseML client keeps its own behaviour unchanged.
+StreamPoseML's client smooths landmarks itself (an exponential moving average, factor 0.6) before
+sending; they are classified as received, not filtered again. spml's own page and extraction use a
+One Euro filter instead (docs/live.md, "Landmark smoothing"), so for the closest match train the
+bundle on keypoints smoothed the way the client sends them.
 """
 
 from __future__ import annotations
