@@ -101,6 +101,7 @@ def test_a_flooding_client_cannot_raise_another_clients_tail(
 def test_idle_connections_cannot_lock_out_a_new_client(make_app: Any) -> None:
     app = make_app(max_sessions=4, idle_timeout_s=1.0)
     with BackgroundServer(app) as srv:
+        requests.get(f"{srv.url}/api/models", timeout=60)  # bundles loaded: connecting is quick
         idle = []
         for _ in range(4):  # they connect, then only answer the server's pings
             c = socketio.Client(reconnection=False)

@@ -121,7 +121,10 @@ class Fairness:
                 return None
         if notice:
             self._notify(eio_sid, notice)
-        return self._message(eio_sid, data)
+        try:
+            return self._message(eio_sid, data)
+        finally:
+            conn.last_seen = time.monotonic()  # a slow handler (first model load) is activity, not idleness
 
     def on_disconnect(self, eio_sid: str, *args: Any) -> Any:
         """Forget the connection."""
@@ -162,14 +165,23 @@ class Fairness:
             idle = [sid for sid, c in self._conns.items() if now - c.last_seen > self.idle_timeout_s]
         for eio_sid in idle:
             log.info("closing connection %s: no event for %.0f s (idle_timeout_s)", eio_sid, self.idle_timeout_s)
-            try:
-                self.eio.disconnect(eio_sid)
-            except Exception:  # already gone: nothing to close
-                log.debug("idle connection %s was already closed", eio_sid)
             with self._lock:
                 self._conns.pop(eio_sid, None)
             self.idle_closed += 1
+            # Each on its own thread, without waiting for the socket's writer: one slow close (its
+            # session's off actions, a peer that stopped reading) must not hold up the others.
+            threading.Thread(target=self._close, args=(eio_sid,), name="spml-idle-close", daemon=True).start()
         return len(idle)
+
+    def _close(self, eio_sid: str) -> None:
+        try:
+            sock = self.eio._get_socket(eio_sid)
+        except KeyError:  # already gone: nothing to close
+            return
+        try:
+            sock.close(wait=False, reason=self.eio.reason.SERVER_DISCONNECT)
+        finally:
+            self.eio.sockets.pop(eio_sid, None)
 
     def stats(self) -> dict[str, Any]:
         """Counters for /api/health."""
