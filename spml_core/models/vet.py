@@ -43,7 +43,7 @@ def vet_bundle(
 ) -> dict[str, Any]:
     """Load and run a bundle in a child process; its info, or BundleError saying why it failed (crash, limit)."""
     label = label or str(path)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": ""}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: the check must not take the server's cores
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "spml_core.models.vet", str(path)], capture_output=True, text=True,

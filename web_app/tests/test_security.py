@@ -68,8 +68,13 @@ def test_cross_origin_and_tokenless_uploads_are_refused(server: BackgroundServer
     resp = requests.post(f"{server.url}/api/models", files={"bundle": ("x.zip", data)}, timeout=30)
     assert resp.status_code == 403 and "X-CSRF-Token" in resp.json()["error"]
     assert sorted(p.name for p in models_dir.iterdir()) == ["steps", "transfer"]
-    # The page's own request goes through.
+    # A sandboxed or no-referrer page says "null": without the token it gets nowhere either.
+    resp = requests.post(f"{server.url}/api/models", files={"bundle": ("x.zip", data)}, headers={"Origin": "null"},
+                         timeout=30)
+    assert resp.status_code == 403 and "X-CSRF-Token" in resp.json()["error"]
+    # The page's own request goes through (Chromium sends Origin: null under Referrer-Policy: no-referrer).
     assert upload(server, data, "mine").status_code == 201
+    assert upload(server, data, "mine2", Origin="null").status_code == 201
 
 
 def test_foreign_host_is_refused_on_http_and_socketio(server: BackgroundServer) -> None:
