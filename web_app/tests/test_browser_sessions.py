@@ -128,10 +128,9 @@ def test_model_details_and_none_stops_classification(studio: Any) -> None:
         assert "xgboost" in option and "weight_transfer_type" in option
         assert page.page.is_visible("#upload-form")  # --models-dir: uploads are on
         page.page.click("#start-camera")
-        page.wait("window.spml.predictions >= 5")
+        page.wait("window.spml.predictions >= 20")
         shot(page, "#result-card", "result")
         shot(page, "#model-card", "model")
-        shot(page, ".timeline-card", "timeline")
         shot(page, "#health", "health")
         page.page.select_option("#model-select", "")
         page.wait("window.spml.model === null")
@@ -141,8 +140,13 @@ def test_model_details_and_none_stops_classification(studio: Any) -> None:
         time.sleep(1.5)  # the camera keeps running; no prediction may arrive
         assert page.state()["predictions"] == count
         assert page.state()["running"]
-        page.page.select_option("#log-filter", "error")
+        shot(page, ".timeline-card", "timeline")  # with its "no model" mark
         shot(page, "#log-card", "log")
+        # The filter hides every other kind; errors stay.
+        page.page.select_option("#log-filter", "error")
+        visible = page.page.eval_on_selector_all("#log li", "els => els.filter(e => !e.hidden).length")
+        assert visible == 0 and page.page.eval_on_selector_all("#log li", "els => els.length") >= 3
+        page.page.select_option("#log-filter", "all")
         assert page.state()["errors"] == []
     finally:
         page.close()
