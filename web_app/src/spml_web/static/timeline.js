@@ -128,6 +128,7 @@ export class Timeline {
     const span = (this.items[this.items.length - 1][2] - this.items[0][2]) / 1000;
     const step = span > 60 ? 10 : span > 15 ? 5 : 1;
     let next = Math.ceil(this.items[0][2] / 1000 / step) * step;
+    let lastLabel = -Infinity;
     this.items.forEach(([, , t], i) => {
       if (t / 1000 < next) return;
       const x = x0 + i * COLUMN;
@@ -135,9 +136,12 @@ export class Timeline {
       ctx.moveTo(x + 0.5, top);
       ctx.lineTo(x + 0.5, top + 4);
       ctx.stroke();
-      ctx.fillText(`${next}s`, x + 2, h - 3);
+      // Slow predictions pack seconds into few columns: label a tick only where its text fits.
+      if (x - lastLabel >= 30) {
+        ctx.fillText(`${next}s`, x + 2, h - 3);
+        lastLabel = x;
+      }
       while (next <= t / 1000) next += step;
     });
-    this.ticks = next;
   }
 }
