@@ -154,3 +154,31 @@ def test_offline_window_gate_agrees_with_the_live_rule() -> None:
             live.append(gate.status(30.0, 5.0) == "ok")
     assert keep.tolist() == live
     assert not keep.all() and keep.any()
+
+
+def test_videos_of_different_rates_are_resampled_onto_one_grid() -> None:
+    import pandas as pd
+
+    from spml_core.features.timegrid import grid_fps, resample_frames_table
+    from spml_core.keypoints.skeleton import landmark_columns
+
+    def video(name: str, fps: float, n: int) -> pd.DataFrame:
+        t = np.arange(n) * 1000.0 / fps
+        xyzv = np.stack([frame(0.0) for _ in t])
+        xyzv[:, :, 0] = (t / 1000.0)[:, None]  # x moves 1 frame width per second
+        df = pd.DataFrame(xyzv.reshape(n, -1), columns=landmark_columns())
+        df.insert(0, "timestamp_ms", t)
+        df.insert(0, "frame", np.arange(n))
+        df.insert(0, "video", name)
+        df["step"] = np.where(t < 500, "a", "b")
+        return df
+
+    df = pd.concat([video("fast", 30.0, 60), video("slow", 15.0, 15)], ignore_index=True)
+    assert grid_fps({"fast": 30.0, "slow": 15.0}, {"fast": 60, "slow": 15}) == 30.0
+    out = resample_frames_table(df, 30.0, {"slow"})
+    slow = out[out["video"] == "slow"]
+    assert len(slow) == 29 and slow["frame"].tolist() == list(range(29))
+    np.testing.assert_allclose(slow["timestamp_ms"], np.arange(29) * 1000 / 30)
+    np.testing.assert_allclose(slow["nose_x"], slow["timestamp_ms"] / 1000.0, atol=1e-12)  # linear in time
+    assert (slow["step"] == np.where(slow["timestamp_ms"] < 500, "a", "b")).sum() >= 28  # nearest frame's label
+    pd.testing.assert_frame_equal(out[out["video"] == "fast"].reset_index(drop=True), video("fast", 30.0, 60))

@@ -36,9 +36,10 @@ GAP_INTERVALS = 3.5
 RATE_SPAN_MS = 2000.0
 # Tolerance on the measured rate before a stream is "too slow" (jitter, a dropped frame).
 RATE_TOLERANCE = 0.7
-# A grid instant within this share of a step after the newest frame takes that frame, so that
-# timestamps rounded to whole milliseconds (33, 67, 100 ...) do not delay every instant by a frame.
-SNAP = 0.25
+# A grid instant within this share of a step of a real frame takes that frame as it is, so that
+# timestamps rounded to whole milliseconds (33, 67, 100 ...) neither delay every instant by a frame
+# nor blend neighbours: input at the bundle's own rate gives exactly its frames.
+SNAP = 0.1
 
 
 def min_input_fps(fps: float) -> float:
@@ -179,10 +180,14 @@ class TimeGrid:
             if g > t + SNAP * self.step:
                 break
             w = min((g - prev_t) / span, 1.0)
-            if both:
-                out.append(prev + w * (frame - prev))
+            if abs(t - g) <= SNAP * self.step:
+                w = 1.0
+            elif g - prev_t <= SNAP * self.step:
+                w = 0.0
+            if w >= 1.0 or w <= 0.0 or not both:
+                out.append(frame if w >= 0.5 else prev)
             else:
-                out.append(prev if w < 0.5 else frame)
+                out.append(prev + w * (frame - prev))
             self._k += 1
         self._prev, self._prev_t = frame, t
         return GridStep(out, restarted)
@@ -277,3 +282,57 @@ def window_gate_mask(frames: Any, video: np.ndarray, start: np.ndarray, end: np.
         allowed = gate.max_missing * (hi - lo)
         keep[sel] = ((absent[hi] - absent[lo]) <= allowed) & ((hidden[hi] - hidden[lo]) <= allowed)
     return keep
+
+
+def grid_fps(rates: dict[str, float], frames: dict[str, int]) -> float | None:
+    """The training grid's rate: the frame rate shared by most frames (a frame-weighted median of
+    the videos' rates), so a few slower or faster videos are resampled to the majority's rate."""
+    names = [v for v, r in rates.items() if np.isfinite(r) and r > 0]
+    if not names:
+        return None
+    r = np.asarray([rates[v] for v in names])
+    w = np.asarray([max(frames.get(v, 1), 1) for v in names], dtype=np.float64)
+    order = np.argsort(r)
+    cum = np.cumsum(w[order])
+    return float(r[order][np.searchsorted(cum, cum[-1] / 2.0)])
+
+
+def resample_frames_table(df: Any, fps: float, videos: set[str]) -> Any:
+    """The per-frame table with each of ``videos`` resampled onto a grid at ``fps`` (the live rule:
+    linear between two frames with a person, else the nearer frame; labels from the nearer frame).
+
+    Resampled videos get new frame numbers 0..n-1 and the grid's timestamps; others are unchanged.
+    """
+    import pandas as pd
+
+    from spml_core.keypoints.skeleton import landmark_columns
+
+    lm = landmark_columns()
+    parts = []
+    for name, part in df.groupby("video", observed=True, sort=False):
+        if str(name) not in videos:
+            parts.append(part)
+            continue
+        part = part.sort_values("frame")
+        t = part["timestamp_ms"].to_numpy(np.float64)
+        part, t = part[np.isfinite(t)], t[np.isfinite(t)]
+        if len(t) < 2:
+            parts.append(part)
+            continue
+        step = 1000.0 / fps
+        grid = t[0] + np.arange(int(np.floor((t[-1] - t[0]) / step + 1e-9)) + 1) * step
+        hi = np.searchsorted(t, grid, "left").clip(1, len(t) - 1)
+        lo = hi - 1
+        span = t[hi] - t[lo]
+        w = np.divide(grid - t[lo], span, out=np.zeros_like(grid), where=span > 0).clip(0.0, 1.0)
+        x = part[lm].to_numpy(np.float64)
+        present = np.isfinite(x[:, 0])
+        both = (present[lo] & present[hi])[:, None]
+        near = np.where(w < 0.5, lo, hi)
+        values = np.where(both, x[lo] + w[:, None] * (x[hi] - x[lo]), x[near])
+        new = part.iloc[near].reset_index(drop=True)
+        new[lm] = values
+        new["frame"] = np.arange(len(grid), dtype=part["frame"].dtype)
+        new["timestamp_ms"] = grid.astype(part["timestamp_ms"].dtype)
+        parts.append(new)
+    return pd.concat(parts, ignore_index=True)

@@ -21,7 +21,7 @@ from spml_core.datasets.io import read_dataset
 from spml_core.errors import SpmlError
 from spml_core.features.offline import format_dataset_frames
 from spml_core.features.spec import FeaturePipelineSpec, read_feature_spec
-from spml_core.features.timegrid import GateConfig, window_gate_mask
+from spml_core.features.timegrid import GateConfig, grid_fps, resample_frames_table, window_gate_mask
 from spml_core.keypoints.skeleton import landmark_columns
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class ExampleSet:
     frame_features: int | None
     frame_size: tuple[int, int] | None
     fps: dict[str, float] = field(default_factory=dict)
+    grid_fps: float | None = None  # the rate every video was resampled to (the bundle's time grid)
     frame_labels: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     rows_in_file: int = 0
@@ -119,10 +120,13 @@ def _fps(df: pd.DataFrame) -> dict[str, float]:
         ok = np.isfinite(t)
         if ok.sum() < 2:
             continue
-        # Over the whole span: per-frame differences are rounded to whole milliseconds.
+        # Over the whole span: per-frame differences are rounded to whole milliseconds. The rate
+        # is the keypoints' (the video's over its extraction stride, the smallest frame step).
         span_ms, span_frames = t[ok][-1] - t[ok][0], f[ok][-1] - f[ok][0]
+        steps = np.diff(f[ok])
+        stride = float(steps[steps > 0].min()) if (steps > 0).any() else 1.0
         if span_ms > 0 and span_frames > 0:
-            out[str(video)] = float(1000.0 * span_frames / span_ms)
+            out[str(video)] = float(1000.0 * span_frames / span_ms / stride)
     return out
 
 
@@ -190,8 +194,16 @@ def load_examples(
         labelled = df[target].notna()
         if not labelled.any():
             raise SpmlError(f"{name}: no frame has a '{target}' label")
+        rates = _fps(df)
+        grid = grid_fps(rates, df.groupby("video", observed=True).size().rename(str).to_dict()) if rates else None
+        off = {v for v, r in rates.items() if grid and abs(r - grid) > 0.02 * grid}
+        if off:
+            # Time is the unit: windows must span the same duration in every video (docs/live.md).
+            df = resample_frames_table(df, grid, off)
+            notes.append(f"resampled {len(off)} video(s) to {grid:.2f} fps (the rate of most frames): "
+                         + ", ".join(f"{v} {rates[v]:.2f} fps" for v in sorted(off)[:5]))
         result = format_dataset_frames(df, spec, registry, quiet=quiet)
-        table, spec, notes = result.frame, result.spec, list(result.notes)
+        table, spec, notes = result.frame, result.spec, notes + list(result.notes)
         if "width" in df.columns and "height" in df.columns:
             sizes = df[["width", "height"]].value_counts()
             frame_size = (int(sizes.index[0][0]), int(sizes.index[0][1]))
@@ -252,7 +264,8 @@ def load_examples(
         X=X, y=y, video=video, groups=np.asarray(groups, dtype=object), group_column=group_column,
         start=start, end=end, spec=spec, columns=list(spec.columns), window=window,
         frame_features=frame_features, frame_size=frame_size,
-        fps=_fps(frame_source) if frame_source is not None else {}, frame_labels=frame_labels,
+        fps=rates if frame_source is not None else {}, grid_fps=grid if frame_source is not None else None,
+        frame_labels=frame_labels,
         notes=notes, rows_in_file=rows_in_file, background=background,
     )
 

@@ -226,7 +226,7 @@ def train(
                         files=[], input_rank=rank, training=final.training_summary()),
         features=Features(kind="pipeline", spec=spec_dump, columns=ex.columns, window=ex.window,
                           frame_features=ex.frame_features, frame_size=ex.frame_size,
-                          timing=training_timing(ex.fps, ex.window), gate=gate),
+                          timing=training_timing(ex.fps, ex.window, ex.grid_fps), gate=gate),
         training_data=TrainingData(file=dataset.name, sha256=digest, rows=ex.rows_in_file, examples=len(ex),
                                    groups=int(np.unique(ex.groups).size), group_column=ex.group_column,
                                    class_counts=ex.class_counts()),
@@ -253,12 +253,13 @@ def train(
     return TrainResult(out, report, final_opts, zip_path)
 
 
-def training_timing(per_video: dict[str, float], window: int | None) -> Timing:
-    """The bundle's time grid: the training videos' frame rate (their median when they differ)."""
+def training_timing(per_video: dict[str, float], window: int | None, grid: float | None = None) -> Timing:
+    """The bundle's time grid: the rate the training videos were resampled to (the rate of most frames)."""
     rates = [r for r in per_video.values() if np.isfinite(r) and r > 0]
     if not rates:
         return Timing.at(FALLBACK_FPS, window, source="fallback")
-    return Timing.at(round(float(np.median(rates)), 3), window, per_video={k: round(v, 3) for k, v in per_video.items()})
+    fps = grid if grid else float(np.median(rates))
+    return Timing.at(round(fps, 3), window, per_video={k: round(v, 3) for k, v in per_video.items()})
 
 
 def _headline(report: dict[str, Any]) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from spml_web.session_api import (
     start_recording,
 )
 from spml_web.inbox import Inbox, Item
-from spml_web.live_worker import end_stream, start_worker
+from spml_web.live_worker import end_stream, start_worker, submit
 from spml_web.sessions import LiveSession, SessionStore
 from spml_web.settings import WebConfig, as_config
 from spml_web.vendor import STATIC_DIR, vendor_status
@@ -489,7 +489,7 @@ def _register_socket(socketio: SocketIO) -> None:
                     session.last_t_ms = msg.t_ms
                     return
         # Classified on the session's worker; its age counts from now (newest wins when behind).
-        session.inbox.put("keypoints", msg, t0)
+        submit(state().socketio, session, _process, "keypoints", msg, t0)
 
     @socketio.on("frame")
     @_guarded("frame", locked=False)
@@ -499,7 +499,7 @@ def _register_socket(socketio: SocketIO) -> None:
         msg = parse_frame(payload, st.config.max_frame_bytes)
         session.check_order(msg.frame, msg.t_ms, "frame")
         # Pose estimation and classification run on the session's worker (newest wins when behind).
-        session.inbox.put("frame", msg, t0)
+        submit(st.socketio, session, _process, "frame", msg, t0)
 
     def _process(session: LiveSession, item: Item) -> None:
         """The worker's step: one fresh frame, classified (after server-side pose for `frame`)."""

@@ -51,7 +51,8 @@ class Inbox:
             self._items.append(item)
             while len(self._items) > self.capacity:
                 self._overflow.append(self._items.popleft())
-            self._cond.notify()
+            # No notify: the handler that queued it drains it at once when the session is idle; the
+            # worker only polls for frames left waiting (live_worker.py).
 
     def take(self, timeout: float | None = None) -> tuple[Item | None, list[Item]]:
         """(the next fresh frame or None, the frames dropped as late since the last take).
@@ -68,6 +69,18 @@ class Inbox:
             item = self._items.popleft() if self._items else None
             self.dropped += len(late)
             return item, late
+
+    def oldest_age_ms(self) -> float:
+        """Age of the oldest queued frame (0 when empty)."""
+        with self._cond:
+            items = self._overflow or list(self._items)[:1]
+            return items[0].age_ms() if items else 0.0
+
+    def wait(self, timeout: float) -> None:
+        """Sleep ``timeout`` seconds (the worker's poll), returning at once when the inbox is closed."""
+        with self._cond:
+            if not self._closed:
+                self._cond.wait(timeout)
 
     def clear(self) -> int:
         """Forget every queued frame (a stream ended or restarted); how many there were."""

@@ -22,6 +22,8 @@ from spml_web.sessions import LiveSession
 log = logging.getLogger("spml_web")
 
 Process = Callable[[LiveSession, Item], None]
+POLL_S = 0.02
+LEFT_WAITING_MS = 15.0
 
 
 def start_worker(app: Any, socketio: Any, session: LiveSession, process: Process) -> threading.Thread:
@@ -40,32 +42,50 @@ def _run(app: Any, socketio: Any, session: LiveSession, process: Process) -> Non
 def _loop(socketio: Any, session: LiveSession, process: Process) -> None:
     inbox = session.inbox
     while not inbox.closed:
-        item, late = inbox.take(timeout=1.0)
-        if inbox.closed:
-            return
+        inbox.wait(timeout=POLL_S)  # returns at once on close()
+        # Frames are drained by the handler that queued them when the session is idle; the worker
+        # takes only those left waiting (the session was busy), so it never races a handler.
+        if not inbox.closed and inbox.oldest_age_ms() > LEFT_WAITING_MS:
+            with session.lock:
+                drain(socketio, session, process)
+
+
+def submit(socketio: Any, session: LiveSession, process: Process, event: str, msg: Any, received: float) -> None:
+    """Queue a frame stamped with its receipt time; classify at once when the session is idle.
+
+    When the session's lock is free the handler drains the queue itself (in order, so a client
+    that keeps up gets its results before its next event is read); when it is busy (a slow frame,
+    a stall) the frame waits in the queue for the worker, which drops it if it grows too old.
+    """
+    session.inbox.put(event, msg, received)
+    if session.lock.acquire(blocking=False):
+        try:
+            drain(socketio, session, process)
+        finally:
+            session.lock.release()
+
+
+def drain(socketio: Any, session: LiveSession, process: Process) -> None:
+    """Classify every queued fresh frame in order and drop the late ones (the session's lock held)."""
+    inbox = session.inbox
+    while not inbox.closed:
+        item, late = inbox.take(timeout=0)
         if late:
-            _late(socketio, session, late)
+            _late(socketio, session, late, locked=True)
         if item is None:
-            continue
-        with session.lock:
-            if inbox.closed:
-                return
-            if item.age_ms() > inbox.max_age_ms:
-                # Waited for the lock (a slow frame, a stall) past the bound: late, not decided.
-                _late(socketio, session, [item], locked=True)
-                continue
-            try:
-                process(session, item)
-            except ProtocolError as exc:
-                session.errors += 1
-                _error(socketio, session, str(exc), exc.code, item)
-            except SpmlError as exc:
-                session.errors += 1
-                _error(socketio, session, f"{item.event}: {exc}", "failed", item)
-            except Exception as exc:  # a bug must not take the session or the server down
-                session.errors += 1
-                log.error("%s worker failed:\n%s", item.event, traceback.format_exc())
-                _error(socketio, session, f"{item.event}: internal error ({type(exc).__name__}: {exc})", "internal", item)
+            return
+        try:
+            process(session, item)
+        except ProtocolError as exc:
+            session.errors += 1
+            _error(socketio, session, str(exc), exc.code, item)
+        except SpmlError as exc:
+            session.errors += 1
+            _error(socketio, session, f"{item.event}: {exc}", "failed", item)
+        except Exception as exc:  # a bug must not take the session or the server down
+            session.errors += 1
+            log.error("%s worker failed:\n%s", item.event, traceback.format_exc())
+            _error(socketio, session, f"{item.event}: internal error ({type(exc).__name__}: {exc})", "internal", item)
 
 
 def _late(socketio: Any, session: LiveSession, late: list[Item], locked: bool = False) -> None:

@@ -142,9 +142,11 @@ class LiveSession:
         self.last_frame, self.last_t_ms = frame, t_ms
         if result is None:
             return None
-        self.filled += 1
-        if (self.filled - 1) % self.every:
-            return None
+        if result["status"] != "warming_up":
+            # `every` counts from the first full window; warming-up results all go out (the page says so).
+            self.filled += 1
+            if (self.filled - 1) % self.every:
+                return None
         self.predictions += 1
         label, probabilities, status = result["label"], result["probabilities"], result["status"]
         actions = self.decisions.update(t_ms, label, probabilities, frame, status) if self.decisions else []
