@@ -27,6 +27,16 @@ def test_prepare_from_cached_wheel_is_idempotent(tmp_path: Path) -> None:
     stamp = video.stat().st_mtime_ns
     demo_data.prepare(tmp_path / "data", CACHE, ann)
     assert video.stat().st_mtime_ns == stamp
+    # StreamPoseML's example (the demo's training data) comes along, from the pinned sdist's copy.
+    example = CACHE / "streamposeml_example"
+    for name, sub in (("example_video.webm", "videos"), ("example_video.json", "annotations")):
+        assert (tmp_path / "data" / sub / name).read_bytes() == (example / name).read_bytes()
+    assert "MIT" in (tmp_path / "data" / "videos" / "example_video.webm.LICENSE").read_text()
+    assert demo_data.copy_example(tmp_path / "data", CACHE) == []
+
+
+def test_the_repository_demo_annotations_are_found() -> None:
+    assert (demo_data.REPO_ANNOTATIONS / "demo.json").is_file()
 
 
 def test_tampered_wheel_is_refused(tmp_path: Path) -> None:
