@@ -109,6 +109,11 @@ def test_clean_dataset_has_no_warnings_and_reports_calibration_and_importance(tm
     ho = evaluate_bundle(tmp_path / "b", other, tmp_path / "ho", quiet=True)
     assert ho["evaluation"].startswith("held-out") and ho["calibration"]["temperature"] == cal["temperature"]
     assert 0 <= ho["calibration"]["rejection"]["rejected_share"] < 0.5 and ho["overall"]["balanced_accuracy"] > 0.9
+    assert ho["baseline"]["beats_baseline"] and "at_or_below_baseline" not in codes(ho)
+    # Held out where the raised arm means the opposite: the bundle is worse than the majority, and says so.
+    flipped = dataset(tmp_path, [video("flip", alternating(4), up=("down",))], "flip.parquet")
+    bad = evaluate_bundle(tmp_path / "b", flipped, tmp_path / "bad", quiet=True)
+    assert "at_or_below_baseline" in codes(bad) and not bad["baseline"]["beats_baseline"]
 
 
 def test_single_video_warns_single_group(tmp_path) -> None:

@@ -22,8 +22,8 @@ from spml_core.models.examples import ExampleSet, load_examples, read_table
 from spml_core.models.augment import AugmentSettings, augmented_rows
 from spml_core.models.importance import PermutationImportance
 from spml_core.models.plots import confusion_png, timeline_png
-from spml_core.models.quality import as_warning, folds_warning
-from spml_core.models.trust import add_trust, holdout_calibration, trust_files, trust_lines
+from spml_core.models.quality import as_warning, baseline_warning, folds_warning
+from spml_core.models.trust import add_trust, holdout_baseline, holdout_calibration, trust_files, trust_lines
 from spml_core.models.predictor import load_bundle
 from spml_core.registry import Registry
 from spml_core.util.atomic import write_bytes_atomic
@@ -327,6 +327,8 @@ def evaluate_bundle(
         report, pred = holdout_report(ex, proba, predictor.classes, **context)
         report["calibration"] = holdout_calibration(proba, ex.y, predictor.classes, predictor.temperature,
                                                     predictor.threshold)
+        report["baseline"] = holdout_baseline(report["overall"], predictor.classes)
+        report["warnings"] = report.get("warnings", []) + baseline_warning(report["overall"], report["baseline"])
     else:
         raise SpmlError(f"unknown evaluation mode {mode!r}: use auto, cv or holdout")
     report["warnings"] = [as_warning(w) for w in warnings + report.get("warnings", [])]

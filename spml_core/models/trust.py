@@ -85,6 +85,15 @@ def holdout_calibration(proba: np.ndarray, y_true: np.ndarray, classes: list[str
     }
 
 
+def holdout_baseline(overall: dict[str, Any], classes: list[str]) -> dict[str, Any]:
+    """The majority-class baseline of a held-out set (its own class counts)."""
+    support = [m["support"] for m in overall["per_class"].values()]
+    majority = max(support) / max(sum(support), 1) if support else 0.0
+    base = {"majority_class_accuracy": majority, "chance_balanced_accuracy": 1.0 / max(len(classes), 1)}
+    base["beats_baseline"] = bool(overall["accuracy"] > majority and overall["balanced_accuracy"] > base["chance_balanced_accuracy"])
+    return base
+
+
 def trust_files(report: dict[str, Any], title: str) -> dict[str, bytes]:
     """reliability.png and importance.png, when the report has what they show."""
     files = {}
@@ -120,10 +129,11 @@ def trust_lines(report: dict[str, Any]) -> list[str]:
         w = as_warning(w)
         lines.append(f"warning [{w['code']}]: {w['message']}")
     base = report.get("baseline")
-    if base and "split" in report:
+    if base and "beats_baseline" in base:
         o = report["overall"]
         verdict = "above" if base.get("beats_baseline") else "NOT above"
-        lines.append(f"cross-validated balanced accuracy {o['balanced_accuracy']:.3f} vs baseline "
+        how = "cross-validated" if "split" in report else "held-out"
+        lines.append(f"{how} balanced accuracy {o['balanced_accuracy']:.3f} vs baseline "
                      f"{base['chance_balanced_accuracy']:.3f} (accuracy {o['accuracy']:.3f} vs "
                      f"{base['majority_class_accuracy']:.3f} always answering the majority class): {verdict} baseline")
     return lines
