@@ -23,7 +23,7 @@ from spml_core.datasets.plan import SEQUENCE_SUFFIX, sequence_stem
 from spml_core.keypoints.streamposeml import read_sequence_json
 from spml_core.errors import SpmlError
 from spml_core.keypoints.extract import VIDEO_EXTENSIONS, ExtractJob, run_job
-from spml_core.keypoints.sequence import PoseSequence, file_sha256, load_keypoints
+from spml_core.keypoints.sequence import SESSION_KEYPOINTS, PoseSequence, file_sha256, load_keypoints
 from spml_core.keypoints.skeleton import N_LANDMARKS
 from spml_core.models.batch import bout_summary, bouts
 from spml_core.models.exports import EXPORT_SUFFIXES, export_bouts
@@ -78,6 +78,12 @@ def find_inputs(paths: list[Path]) -> list[tuple[Path, str, str]]:
             p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts)
             and (_kind(p) is not None) and not p.name.endswith(PREDICTIONS_SUFFIX))
         for f in files:
+            if _in_session(f):
+                # A session folder of spml serve: its keypoints, named after the folder; its video.webm is
+                # the same frames again (the keypoints were made from it in the page).
+                if f.name == SESSION_KEYPOINTS:
+                    found.append((f, f.parent.name, "keypoints"))
+                continue
             kind = _kind(f)
             if kind is None:
                 raise SpmlError(f"{f}: not a video ({', '.join(VIDEO_EXTENSIONS)}), keypoint .parquet or "
@@ -97,6 +103,10 @@ def find_inputs(paths: list[Path]) -> list[tuple[Path, str, str]]:
             raise SpmlError(f"{f}: same stem '{stem}' as {other[0]}; outputs are named by stem, give one of them")
         seen[stem] = item
     return list(seen.values())
+
+
+def _in_session(path: Path) -> bool:
+    return (path.parent / "session.json").is_file() and (path.parent / SESSION_KEYPOINTS).is_file()
 
 
 def _kind(path: Path) -> str | None:

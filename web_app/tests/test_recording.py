@@ -162,6 +162,8 @@ def test_record_every_session_and_evaluate_it(make_app: Any, recorder: Any, exam
         assert [e["on"] for e in done] == [True, False, True, False, True][:4]
         folder = srv.app.extensions["spml"].archive.root / done[3]["id"]
         assert done[0]["id"] == first["id"] and done[3]["session"]["frames"] == example_keypoints.n_frames
+        # The folder opened at connect saw no stream: it is not kept.
+        assert done[1]["session"]["discarded"] and not (folder.parent / first["id"]).exists()
     out = tmp_path / "eval"
     proc = subprocess.run([sys.executable, "-m", "spml_core", "evaluate", str(bundles["steps"]), "--dataset",
                            str(folder), "--annotations", str(example_dir), "--out", str(out), "-q"],
@@ -175,3 +177,16 @@ def test_record_every_session_and_evaluate_it(make_app: Any, recorder: Any, exam
     proc = subprocess.run([sys.executable, "-m", "spml_core", "evaluate", str(bundles["steps"]), "--dataset",
                            str(folder)], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "--annotations" in proc.stderr
+    # spml predict takes the folder (or the sessions folder): its keypoints, named after the session.
+    (folder / "video.webm").write_bytes(b"\x1a\x45\xdf\xa3")  # a session's video is not predicted again
+    pred = tmp_path / "pred"
+    proc = subprocess.run([sys.executable, "-m", "spml_core", "predict", str(folder.parent), "--model",
+                           str(bundles["steps"]), "--out", str(pred), "--no-timeline", "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+
+    table = pd.read_parquet(pred / f"{folder.name}.predictions.parquet")
+    assert len(table) == example_keypoints.n_frames
+    assert sorted(p.name for p in pred.glob("*.predictions.parquet")) == sorted(
+        f"{d.name}.predictions.parquet" for d in folder.parent.iterdir() if (d / "keypoints.parquet").exists())

@@ -652,7 +652,8 @@ function onRecording(msg) {
     log(`recording session ${msg.id}`);
   } else {
     if (state.recording === msg.id) state.recording = null;
-    log(`session ${msg.id} recorded: ${msg.session.frames} frames, ${msg.session.predictions} predictions`);
+    if (msg.session.discarded) log(`session ${msg.id}: nothing was streamed, no folder kept`);
+    else log(`session ${msg.id} recorded: ${msg.session.frames} frames, ${msg.session.predictions} predictions`);
   }
   $("rec-dot").hidden = !state.recording;
   sessionsPanel.refresh();
