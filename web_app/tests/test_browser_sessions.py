@@ -62,7 +62,7 @@ def shot(page: Page, selector: str, name: str) -> None:
     page.page.locator(selector).screenshot(path=str(PANELS / f"{name}.png"))
 
 
-def test_record_a_replay_download_it_and_replay_it(studio: Any, example_video: Path) -> None:
+def test_record_a_replay_download_it_and_replay_it(studio: Any, example_video: Path, example_dir: Path) -> None:
     from spml_core import load_keypoints
 
     server, browser = studio
@@ -71,6 +71,9 @@ def test_record_a_replay_download_it_and_replay_it(studio: Any, example_video: P
         page.wait("window.spml.workerReady && window.spml.connected")
         assert page.page.is_enabled("#record")
         page.page.check("#record")
+        # The video's annotations go under the timeline's columns, at the frames' media times.
+        page.page.set_input_files("#annotations-file", str(example_dir / "example_video.json"))
+        page.wait("window.spml.annotations >= 10")
         page.page.set_input_files("#replay-file", str(example_video))
         # Pose on 1280x720 frames runs at a few frames a second on a busy 2-core machine: 8 are enough.
         page.wait("window.spml.recording && window.spml.recording !== 'starting' && window.spml.posesWithPerson >= 8")
@@ -80,6 +83,7 @@ def test_record_a_replay_download_it_and_replay_it(studio: Any, example_video: P
         page.wait("!window.spml.recording && window.spml.sessions.length === 1 && "
                   "window.spml.sessions[0].files.video && !window.spml.sessions[0].recording", timeout_s=30)
         assert page.page.inner_text("#label") == "stopped"
+        shot(page, ".timeline-card", "timeline-annotations")
         session = page.state()["sessions"][0]
         assert session["source"] == "example_video.webm" and session["model"]["name"] == "steps"
         assert session["frames"] >= 8 and session["pose"] == {"estimator": "mediapipe", "model": "lite",

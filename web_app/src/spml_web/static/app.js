@@ -355,7 +355,8 @@ function onPrediction(msg) {
     li.append(name, bar, pct);
     list.append(li);
   }
-  timeline.add(msg.label, msg.probabilities[msg.label]);
+  // At the frame's stream time: a replay's media time, so annotations of the video line up.
+  timeline.add(msg.label, msg.probabilities[msg.label], msg.t_ms);
 }
 
 // Why a window has no class (the result's status); the decision layer treats each as "off".
@@ -708,6 +709,31 @@ async function replaySession(id) {
   $("stop").disabled = true;
 }
 
+// Annotations of a replayed video (spml's seed JSON: annotations[].label with metadata.system
+// startTime/endTime in seconds) drawn under the timeline's columns.
+async function loadAnnotations(file) {
+  try {
+    const data = JSON.parse(await file.text());
+    const items = Array.isArray(data) ? data : data.annotations;
+    if (!Array.isArray(items)) throw new Error("no annotations list");
+    const ranges = [];
+    for (const a of items) {
+      const sys = (a && a.metadata && a.metadata.system) || a || {};
+      const start = sys.startTime ?? sys.start_time;
+      const end = sys.endTime ?? sys.end_time;
+      if (a && a.label && Number.isFinite(start) && Number.isFinite(end)) {
+        ranges.push({ label: a.label, start_ms: start * 1000, end_ms: end * 1000 });
+      }
+    }
+    if (!ranges.length) throw new Error("no annotation with a label, startTime and endTime (seconds)");
+    timeline.setAnnotations(ranges);
+    state.annotations = ranges.length;
+    log(`annotations ${file.name}: ${ranges.length} ranges on the timeline`);
+  } catch (err) {
+    log(`cannot read annotations ${file.name}: ${err.message}`, true);
+  }
+}
+
 // ---------------------------------------------------------------- upload
 async function uploadBundle(event) {
   event.preventDefault();
@@ -755,6 +781,7 @@ async function boot() {
   $("start-camera").onclick = startCamera;
   $("replay-file").onchange = (e) => e.target.files[0] && startReplay(e.target.files[0]);
   $("stop").onclick = () => stopStream("stop");
+  $("annotations-file").onchange = (e) => e.target.files[0] && loadAnnotations(e.target.files[0]);
   // A hidden tab gets no video frames: end the stream (devices off) rather than leave it hanging.
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden" && state.running) stopStream("hidden");

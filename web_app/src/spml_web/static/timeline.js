@@ -14,7 +14,13 @@ export class Timeline {
     this.items = []; // [label, probability, t (ms since start)] or [null, 0, t] for a mark
     this.marks = []; // {t, text, kind, at: index of the column it stands before}
     this.classes = [];
+    this.annotations = []; // [{label, start_ms, end_ms}] of a replayed video, drawn under the columns
     this.t0 = performance.now();
+  }
+
+  setAnnotations(ranges) {
+    this.annotations = [...ranges];
+    this.draw();
   }
 
   colour(label) {
@@ -51,8 +57,8 @@ export class Timeline {
     return performance.now() - this.t0;
   }
 
-  add(label, probability) {
-    this.items.push([label, probability, this.now()]);
+  add(label, probability, tMs = null) {
+    this.items.push([label, probability, tMs ?? this.now()]);
     this.trim();
     this.draw();
   }
@@ -98,6 +104,7 @@ export class Timeline {
       ctx.fillRect(x, top - bar, COLUMN - 1, bar);
       x += COLUMN;
     }
+    this.drawAnnotations(ctx, x0, top);
     this.drawAxis(ctx, x0, w, h, top);
     ctx.font = "10px sans-serif";
     // Labels take the first of three rows where they don't overlap an earlier label; else only the line.
@@ -113,6 +120,20 @@ export class Timeline {
       ctx.fillText(m.text, x, 10 + row * 11);
       rowEnds[row] = x + width;
     }
+  }
+
+  // The annotated label of each column's time, as a 5-pixel band under the bars: the model's classes
+  // first (a video may carry labels of several targets), in the class's colour.
+  drawAnnotations(ctx, x0, top) {
+    if (!this.annotations.length) return;
+    const own = this.annotations.filter((a) => this.classes.includes(a.label));
+    const ranges = own.length ? own : this.annotations;
+    this.items.forEach(([, , t], i) => {
+      const hit = ranges.find((a) => t >= a.start_ms && t <= a.end_ms);
+      if (!hit) return;
+      ctx.fillStyle = this.colour(hit.label);
+      ctx.fillRect(x0 + i * COLUMN, top - 5, COLUMN, 5);
+    });
   }
 
   // Ticks every second (every 5 or 10 when the strip spans longer), at the predictions' times.
