@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spml_core.errors import SpmlError, TimestampError
-from spml_core.keypoints.skeleton import LANDMARK_NAMES, N_LANDMARKS
+from spml_core.keypoints.skeleton import LANDMARK_NAMES, N_LANDMARKS, landmark_columns
 
 Status = Literal["ok", "warming_up", "no_person", "low_visibility", "too_slow"]
 # Every status but "ok" means "no class": the decision layer switches devices off on it. Other
@@ -304,8 +304,6 @@ def resample_frames_table(df: Any, fps: float, videos: set[str]) -> Any:
     Resampled videos get new frame numbers 0..n-1 and the grid's timestamps; others are unchanged.
     """
     import pandas as pd
-
-    from spml_core.keypoints.skeleton import landmark_columns
 
     lm = landmark_columns()
     parts = []
