@@ -184,5 +184,5 @@ def test_plugins_json_lists_the_mediapipe_plugin() -> None:
     done = spml("plugins", "--json")
     plugins = {p["name"]: p for p in json.loads(done.stdout)}
     ours = plugins["spml-pose-mediapipe"]
-    assert ours["version"] == "0.1.0" and ours["status"] == "loaded"
+    assert ours["version"] == "0.2.0" and ours["status"] == "loaded"
     assert ours["components"] == {"pose_estimator": ["mediapipe"]}

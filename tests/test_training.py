@@ -104,7 +104,7 @@ def check_outputs(bundle: Path, dataset: Path, model: str) -> dict:
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["schema_version"] == 1 and manifest["target"] == "step_type"
     assert manifest["classes"] == ["Left Step", "Right Step"]
-    assert manifest["model"]["component"] == model and manifest["model"]["version"] == "0.1.0"
+    assert manifest["model"]["component"] == model and manifest["model"]["version"] == "0.2.0"
     assert manifest["features"]["window"] == 10 and manifest["features"]["spec"]["window"] == 10
     assert manifest["features"]["columns"] == manifest["features"]["spec"]["columns"]
     assert manifest["training_data"]["sha256"] == file_sha256(dataset)
