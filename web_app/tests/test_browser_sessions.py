@@ -110,8 +110,9 @@ def test_record_a_replay_download_it_and_replay_it(studio: Any, example_video: P
         page.wait(f"window.spml.source === 'session' && window.spml.predictions >= {before + 8}")
         page.wait("!window.spml.running")  # every recorded frame sent, at the recorded pace
         last = page.state()["lastPrediction"]
-        assert last["model"] == "transfer" and last["label"] in ("Failure Weight Transfer",
-                                                                  "Successful Weight Transfer")
+        # The class itself may be withheld on a busy machine (status too slow or unknown); the model is not.
+        assert last["model"] == "transfer" and last["status"]
+        assert last["label"] in (None, "Failure Weight Transfer", "Successful Weight Transfer")
         assert page.state()["errors"] == []
         assert not [e for e in page.errors if not MEDIAPIPE_LOG.match(e)], page.errors
         assert page.foreign == []

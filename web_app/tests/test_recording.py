@@ -109,6 +109,12 @@ def test_a_recorded_session_folder(server: BackgroundServer, recorder: Any, exam
     status, body = get(f"{server.url}/api/sessions")
     listed = json.loads(body)["sessions"]
     assert status == 200 and [s["id"] for s in listed] == [summary["id"]] and listed[0]["frames"] == 120
+    # The video upload changes state: without the page's CSRF token it is refused like any other change.
+    bare = urllib.request.Request(f"{server.url}/api/sessions/{summary['id']}/video", data=b"\x1a\x45\xdf\xa3",
+                                  method="POST", headers={"Content-Type": "video/webm"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bare, timeout=10)
+    assert refused.value.code == 403
     status, body = post(f"{server.url}/api/sessions/{summary['id']}/video", b"not a webm")
     assert status == 400 and "WebM" in body["error"]
     webm = b"\x1a\x45\xdf\xa3" + bytes(1000)

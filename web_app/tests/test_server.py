@@ -216,10 +216,14 @@ def test_a_pause_in_the_stream_starts_a_new_window(
 def test_bad_select_model_payloads(make_app: Any) -> None:
     client = connect(make_app())
     received(client)
-    for payload in (None, "steps", {"name": ""}, {"name": "steps", "every": 0}, {"name": "steps", "bogus": 1}):
+    for payload in (None, "steps", {"name": 3}, {}, {"name": "steps", "every": 0}, {"name": "steps", "bogus": 1}):
         client.emit("select_model", payload)
         (err,) = received(client, "error")
         assert err["event"] == "select_model" and "select_model" in err["message"]
+    # name null (the page's "(none)") is not an error: the session has no model.
+    client.emit("select_model", {"name": None})
+    (selected,) = received(client, "model_selected")
+    assert selected["name"] is None and selected["classes"] == []
 
 
 def test_width_and_height_default_to_the_training_video_size(
