@@ -29,10 +29,10 @@ from spml_web.server import BackgroundServer
 pytestmark = pytest.mark.slow
 VirtualPeripheral = pytest.importorskip("spml_actuator_ble.virtual", reason="needs plugins/actuator_ble").VirtualPeripheral
 
-STIM = {"actions": {"Left Step": "01", "Right Step": "02"}, "off": "00", "threshold": 0.6, "exit_threshold": 0.5,
+STIM = {"actions": {"Left Step": "01", "Right Step": "02"}, "off": "00", "threshold": 0.52, "exit_threshold": 0.5,
         "min_bout": 3, "dead_man_ms": 5000}
 PAGE = {"actions": {"Left Step": "0a", "Right Step": "0b", "Successful Weight Transfer": "0c"}, "off": "ff",
-        "threshold": 0.6, "exit_threshold": 0.5, "min_bout": 3, "dead_man_ms": 1500}
+        "threshold": 0.52, "exit_threshold": 0.5, "min_bout": 3, "dead_man_ms": 1500}
 
 
 def actuators(vp: Any, log: str | None = "actions.jsonl") -> list[dict[str, Any]]:
@@ -67,6 +67,16 @@ def expected_actions(predictions: list[dict[str, Any]], name: str, decisions: di
     for p in predictions:
         for d in engine.update(p["t_ms"], p["label"], p["probabilities"], p["frame"], p.get("status")):
             out.append({**d.as_record(), "run_in": run_in})
+    return out
+
+
+def _on_after_each(predictions: list[dict[str, Any]], decisions: dict[str, Any]) -> list[bool]:
+    """Whether a fresh decision engine leaves its device on after each prediction."""
+    engine = DecisionEngine.from_config(DecisionConfig(**decisions), lambda v, _: bytes.fromhex(v), "probe")
+    out = []
+    for p in predictions:
+        engine.update(p["t_ms"], p["label"], p["probabilities"], p["frame"], p.get("status"))
+        out.append(engine.is_on)
     return out
 
 
@@ -109,6 +119,21 @@ def test_sessions_drive_the_peripheral_and_the_page(
             "characteristic_uuid": "0000ffe1-0000-1000-8000-00805f9b34fb", "with_response": False,
             "device_name": "SPML-Page", "max_age_ms": 500.0}]}]
 
+        # A probe session finds the last frame at which both devices would be on, so that a's stream
+        # ends mid-bout (what the dead-man and disconnect checks below need), whatever the model says.
+        probe = recorder(live.url)
+        probe.wait_for("hello")
+        for msg in msgs:
+            probe.client.emit("keypoints", msg)
+        probe_preds = probe.wait_for("prediction", len(msgs))
+        probe_sid = probe.sid
+        probe.close()
+        stim_on = _on_after_each(probe_preds, STIM)
+        page_on = _on_after_each(probe_preds, PAGE)
+        both = [i for i, (s, p) in enumerate(zip(stim_on, page_on)) if s and p]
+        assert both, "the model never switches both devices on in the example"
+        all_msgs, msgs = msgs, msgs[: both[-1] + 1]
+
         for msg in msgs:
             a.client.emit("keypoints", msg)
         preds = a.wait_for("prediction", len(msgs))  # warming-up results included
@@ -131,10 +156,10 @@ def test_sessions_drive_the_peripheral_and_the_page(
         assert b.of("action") == []  # nothing of a's reached b
 
         # b carries on: its own predictions and its own decisions (the transfer model only moves the page's).
-        for msg in msgs:
+        for msg in all_msgs:
             b.client.emit("keypoints", msg)
-        preds_b = b.wait_for("prediction", len(msgs))
-        assert [p["frame"] for p in preds_b] == list(range(4, len(msgs)))
+        preds_b = b.wait_for("prediction", len(all_msgs))  # warming-up results included
+        assert [p["frame"] for p in preds_b] == list(range(len(all_msgs)))
         want_b = expected_actions(preds_b, "page", PAGE, "browser")
         assert want_b and want_b[0]["label"] == "Successful Weight Transfer"
         assert b.wait_for("action", len(want_b)) == want_b
@@ -148,22 +173,23 @@ def test_sessions_drive_the_peripheral_and_the_page(
     # Every decision has one log record (sent, or dropped by the runner's policy when the device was
     # busy: records are written when resolved, so a dropped one may precede an earlier decision's
     # "sent"), and the device received exactly what the log says was sent, in order.
-    records = log_records(tmp_path / "actions.jsonl", "stim")
+    every = log_records(tmp_path / "actions.jsonl", "stim")  # the probe's session drove the device too
+    records = [r for r in every if r["session"] == a.sid]
     off = {"action": "off", "label": want_stim[-1]["label"], "reason": "stream_end", "frame": preds[-1]["frame"]}
 
     def key(r: dict[str, Any]) -> tuple[int, bool, str, str]:
         return (r["frame"], r["action"] == "on", r["action"], r["label"])
 
     assert sorted(map(key, records)) == sorted(map(key, [*want_stim, off]))
-    sent = [bytes.fromhex(r["payload_hex"]) for r in records if r["result"] == "sent"]
+    sent = [bytes.fromhex(r["payload_hex"]) for r in every if r["result"] == "sent"]
     assert [r.data for r in peripheral.received] == sent
     assert sent.count(b"\x01") + sent.count(b"\x02") >= 1 and sent[-1] == b"\x00"
     assert records[-1]["reason"] == "stream_end" and records[-1]["result"] == "sent"
-    assert {r["session"] for r in records} == {a.sid}
+    assert {r["session"] for r in every} == {a.sid, probe_sid}
     assert status["stim"]["sent"] == len(sent) and status["stim"]["state"] == "connected"
     page = log_records(tmp_path / "actions.jsonl", "page")
     assert {r["result"] for r in page} == {"emitted to the page"}
-    assert {r["session"] for r in page} == {a.sid, b.sid}
+    assert {r["session"] for r in page} == {a.sid, b.sid, probe_sid}
 
 
 def test_reset_and_model_switch_end_the_stream(
