@@ -64,7 +64,9 @@ def test_a_valid_bundle_is_stored_listed_broadcast_and_usable(
     watcher.emit("select_model", {"name": "my-transfer"})
     for msg in keypoint_messages(example_keypoints, 0, 5):
         watcher.emit("keypoints", msg)
-    (pred,) = [e["args"][0] for e in watcher.get_received() if e["name"] == "prediction"]
+    preds = [e["args"][0] for e in watcher.get_received() if e["name"] == "prediction"]
+    pred = preds[-1]  # the window is full at the 5th frame (the ones before are warming up)
+    assert pred["frame"] == 4 and pred["status"] in ("ok", "unknown")
     from spml_core.models.predictor import load_bundle
 
     seq = example_keypoints
@@ -128,15 +130,15 @@ def test_corrupt_or_hostile_uploads_are_refused_and_leave_nothing(
 
 
 def test_zip_bombs_and_oversized_uploads(make_app: Any, models_dir: Path, bundles: dict[str, Path]) -> None:
-    http = make_app(max_upload_bytes=256 * 1024).test_client()
+    http = make_app(max_upload_bytes=1 << 20).test_client()
     bomb = zipped({**bundle_files(bundles["transfer"]), "padding.bin": b"\0" * (64 << 20)})
-    assert len(bomb) < 256 * 1024  # small on the wire...
+    assert len(bomb) < 1 << 20  # small on the wire...
     resp = post(http, bomb)
     assert resp.status_code == 400 and "expands to more than" in resp.get_json()["error"]
     big = zipped({**bundle_files(bundles["transfer"]), "noise.bin": bytes(range(256)) * 2048 * 2})
-    big = big + b"\0" * (300 * 1024)
+    big = big + b"\0" * (1100 * 1024)
     resp = post(http, big)
-    assert resp.status_code == 413 and "262144-byte limit" in resp.get_json()["error"]
+    assert resp.status_code == 413 and "1048576-byte limit" in resp.get_json()["error"]
     assert listing(models_dir) == ["steps", "transfer"]
 
 
