@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from spml_core.util.atomic import write_text_atomic
+from spml_core import write_text_atomic
 from spml_core.errors import SpmlError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
