@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 from spml_core.datasets.io import write_dataset
 from spml_core.datasets.parts import build_on_executor, parts_folder
 from spml_core.datasets.plan import DATASET_SUFFIXES, DatasetPlan, plan_dataset
+from spml_core.datasets.pose_info import dataset_metadata
 from spml_core.datasets.report import AlignmentReport, report_path
 from spml_core.datasets.rows import (
     code_dtype,
@@ -132,7 +133,7 @@ def build_and_write(
 def _write_outputs(df: pd.DataFrame, report: AlignmentReport, out: Path, formatted: bool) -> None:
     """The dataset, its report and (formatted) its feature spec, each written atomically."""
 
-    write_dataset(df, out)
+    write_dataset(df, out, metadata=dataset_metadata({v.video: v.estimator for v in report.videos}))
     report.write(report_path(out))
     if formatted:
         # A formatted table carries its resolved feature spec; models need it beside the dataset.

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 from spml_core.datasets.plan import DATASET_SUFFIXES
 
 
-def write_dataset(df: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
-    """Write a dataset to .parquet or .csv atomically (never a partly written file)."""
+def write_dataset(df: pd.DataFrame, out: str | os.PathLike[str],
+                  metadata: dict[bytes, bytes] | None = None) -> Path:
+    """Write a dataset to .parquet or .csv atomically (never a partly written file); `metadata` goes in the Parquet schema."""
     import pyarrow as pa
 
     out = Path(out)
@@ -26,6 +27,8 @@ def write_dataset(df: pd.DataFrame, out: str | os.PathLike[str]) -> Path:
     if suffix not in DATASET_SUFFIXES:
         raise SpmlError(f"{out}: unknown dataset format '{out.suffix}' (use .parquet or .csv)")
     table = dataframe_to_arrow(df)
+    if metadata and suffix == ".parquet":
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     try:
         with atomic_path(out) as tmp:
             if suffix == ".parquet":

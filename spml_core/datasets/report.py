@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,9 @@ class VideoReport(VideoAlignment):
     annotations: str | None = None
     frames: int = 0
     rows: int = Field(0, description="Rows this video contributes to the dataset")
+    estimator: dict[str, Any] | None = Field(
+        None, description="Pose estimator of the keypoint file (name, version, options), None when it records none"
+    )
 
 
 class AlignmentReport(BaseModel):

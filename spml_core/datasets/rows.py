@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from spml_core.datasets.plan import KeypointFile
+from spml_core.datasets.pose_info import keypoint_estimator
 from spml_core.datasets.report import VideoReport
 
 META_COLUMNS = ("video", "frame", "timestamp_ms", "width", "height")
@@ -48,7 +49,8 @@ def fill_video_rows(
     del table, columns  # release the file's Arrow buffers before the next one is read
     n = len(frames)
     vr = VideoReport(video=stem, keypoints=str(info.path), frames=n, rows=n,
-                     annotations=str(ann.file) if ann else None, labeled_frames={c: 0 for c in cats})
+                     annotations=str(ann.file) if ann else None, labeled_frames={c: 0 for c in cats},
+                     estimator=keypoint_estimator(info.metadata.metadata if info.metadata is not None else None))
     if ann is None:
         return vr
     if uses_times(schema) and not info.has_timestamps:

@@ -21,6 +21,7 @@ import numpy as np
 from spml_core import __version__
 from spml_core.errors import SpmlError
 from spml_core.features.timegrid import FALLBACK_FPS, GateConfig, Timing
+from spml_core.datasets.pose_info import bundle_pose, read_dataset_pose
 from spml_core.keypoints.sequence import file_sha256
 from spml_core.models.bundle import (
     Features,
@@ -46,7 +47,7 @@ from spml_core.models.augment import AugmentSettings, augmented_rows
 from spml_core.models.bundle import Calibration
 from spml_core.models.importance import PermutationImportance, native_importance
 from spml_core.models.splits import SplitKind, plan_splits
-from spml_core.models.quality import MIN_EVENTS, MIN_EXAMPLES
+from spml_core.models.quality import MIN_EVENTS, MIN_EXAMPLES, warning
 from spml_core.models.trust import add_trust
 from spml_core.registry import Registry, validate_options
 
@@ -173,6 +174,9 @@ def train(
                 f"from {np.unique(ex.video).size} video(s); {plan.note}")
     for w in plan.warnings:
         print(f"spml train: warning: {w}", file=sys.stderr)
+    pose, pose_warnings = bundle_pose(read_dataset_pose(dataset))
+    for w in pose_warnings:
+        print(f"spml train: warning: {w}", file=sys.stderr)
 
     extra = augmented_rows(dataset, ex, augment, registry, quiet) if augment and augment.active else None
     if extra is not None:
@@ -201,6 +205,7 @@ def train(
     context = {"target": target, "model": model, "options": final_opts,
                "dataset": {"file": str(dataset), "sha256": digest}}
     report = evaluation_report(ex, cv, **context)
+    report["warnings"].extend(warning("pose_estimator", w) for w in pose_warnings)
     if search_info:
         report["search"] = search_info
     novelty = add_trust(report, ex, cv, importance=perm, keep=reject_keep or 0.95, reject=reject_keep is not None,
@@ -226,7 +231,7 @@ def train(
                         files=[], input_rank=rank, training=final.training_summary()),
         features=Features(kind="pipeline", spec=spec_dump, columns=ex.columns, window=ex.window,
                           frame_features=ex.frame_features, frame_size=ex.frame_size,
-                          timing=training_timing(ex.fps, ex.window, ex.grid_fps), gate=gate),
+                          timing=training_timing(ex.fps, ex.window, ex.grid_fps), gate=gate, pose=pose),
         training_data=TrainingData(file=dataset.name, sha256=digest, rows=ex.rows_in_file, examples=len(ex),
                                    groups=int(np.unique(ex.groups).size), group_column=ex.group_column,
                                    class_counts=ex.class_counts()),
