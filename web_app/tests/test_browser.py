@@ -67,10 +67,17 @@ def fake_camera(example_video: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="module")
-def live(bundles: dict[str, Path], fake_camera: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """(server, browser): the app on 127.0.0.1 with both bundles ('steps' preselected) and Chromium."""
+def pw() -> Iterator[Any]:
+    """One Playwright driver for the module: a second sync_playwright() in the same thread is refused."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def live(bundles: dict[str, Path], fake_camera: Path, tmp_path_factory: pytest.TempPathFactory, pw: Any) -> Iterator[Any]:
+    """(server, browser): the app on 127.0.0.1 with both bundles ('steps' preselected) and Chromium."""
     from spml_web import create_app
     from spml_web.server import BackgroundServer
 
@@ -79,7 +86,7 @@ def live(bundles: dict[str, Path], fake_camera: Path, tmp_path_factory: pytest.T
         shutil.copytree(path, models / name)
     app = create_app({"models_dir": models, "model": models / "steps", "actuators": [PAGE_ACTUATOR],
                       "actuation_dir": tmp_path_factory.mktemp("actuation")})
-    with BackgroundServer(app) as server, sync_playwright() as pw:
+    with BackgroundServer(app) as server:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                      args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fake_camera}"])
         try:
@@ -346,10 +353,9 @@ def test_the_page_reconnects_after_the_server_restarts(live: Any, bundles: dict[
 
 
 @pytest.fixture(scope="module")
-def empty_live(bundles: dict[str, Path], example_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def empty_live(bundles: dict[str, Path], example_video: Path, tmp_path_factory: pytest.TempPathFactory,
+               pw: Any) -> Iterator[Any]:
     """(server, browser) with a camera that sees nobody: a still frame of an empty grey room."""
-    from playwright.sync_api import sync_playwright
-
     from spml_web import create_app
     from spml_web.server import BackgroundServer
 
@@ -362,7 +368,7 @@ def empty_live(bundles: dict[str, Path], example_video: Path, tmp_path_factory: 
     models = tmp_path_factory.mktemp("empty_models")
     shutil.copytree(bundles["steps"], models / "steps")
     app = create_app({"models_dir": models, "model": models / "steps"})
-    with BackgroundServer(app) as server, sync_playwright() as pw:
+    with BackgroundServer(app) as server:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                      args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"])
         try:
