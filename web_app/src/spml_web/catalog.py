@@ -114,6 +114,7 @@ class ModelCatalog:
         # Frame rate and pose model are facts of the keypoints, not of the manifest's schema; bundles that
         # record them (model.training) show them, the others say "not recorded" rather than guess.
         facts = m.model.training or {}
+        pose = m.features.pose or {}
         warnings = metrics.get("warnings") or []
         return {
             "name": name,
@@ -129,7 +130,11 @@ class ModelCatalog:
             "examples": training.examples if training else None,
             "frame_size": list(m.features.frame_size) if m.features.frame_size else None,
             "fps": facts.get("fps"),
-            "pose_model": facts.get("pose_model"),
+            # features.pose (spml train copies it from the dataset) names the estimator and model the bundle
+            # was trained with: the page switches its in-browser pose model to it, or warns (docs/live.md).
+            "pose_model": pose.get("model") or facts.get("pose_model"),
+            "pose_estimator": pose.get("name"),
+            "pose_smoothing": (pose.get("smoothing") or {}).get("enabled") if pose else None,
         }
 
     # -- loading ---------------------------------------------------------------------------

@@ -234,6 +234,7 @@ function setModelInfo(name, cls, window, every) {
     ? `${name}: ${classes.length} classes, window ${window} frames, every ${every}`
     : "No model selected: choose a bundle or upload one.";
   showModelDetails(name);
+  applyBundlePose();
 }
 
 let modelList = [];
@@ -249,6 +250,7 @@ function fillModels(models, current) {
   }
   select.value = keep && models.some((m) => m.name === keep) ? keep : "";
   showModelDetails(state.model);
+  applyBundlePose();
 }
 
 // What the chosen bundle is: type, target and classes, date, cross-validated score, provenance.
@@ -387,6 +389,54 @@ function onAction(ev) {
 }
 
 // ---------------------------------------------------------------- pose
+// The pose model the selected bundle was trained with (its features.pose): the page runs that model,
+// and says so visibly when it cannot (not offered, server-side pose, another estimator) or the user picks another.
+let poseAppliedFor = null; // the bundle whose pose model the page last switched to; a later pick is the user's
+let lastPoseWarning = "";
+
+function bundlePose() {
+  const m = modelList.find((x) => x.name === state.model);
+  return m && m.pose_model ? { model: m.pose_model, estimator: m.pose_estimator || "mediapipe", bundle: m.name } : null;
+}
+
+function applyBundlePose() {
+  const want = bundlePose();
+  if (!want) poseAppliedFor = null;
+  else if (poseAppliedFor !== want.bundle) {
+    poseAppliedFor = want.bundle;
+    const select = $("pose-model");
+    if (config && want.estimator === "mediapipe" && config.pose_models.includes(want.model) && select.value !== want.model) {
+      select.value = want.model;
+      log(`pose model ${want.model}: the one bundle ${want.bundle} was trained with`);
+      if (worker) startWorker();
+    }
+  }
+  checkPoseMatch();
+}
+
+function checkPoseMatch() {
+  const box = $("pose-warning");
+  const want = bundlePose();
+  let text = "";
+  if (want && config) {
+    const server = state.mode === "server";
+    const using = server ? config.pose_model : $("pose-model").value;
+    const runs = server ? "server-side pose runs" : "this page runs";
+    if (want.estimator !== "mediapipe") {
+      text = `Bundle ${want.bundle} was trained on ${want.estimator} keypoints (model ${want.model}); ${runs} ` +
+        `MediaPipe ${using}: predictions may be unreliable.`;
+    } else if (using !== want.model) {
+      const missing = config.pose_models.includes(want.model) ? "" : " (not available on this server: run make setup)";
+      text = `Bundle ${want.bundle} expects pose model ${want.model}${missing}; ${runs} ${using}: ` +
+        "predictions may be less reliable.";
+    }
+  }
+  box.textContent = text;
+  box.hidden = !text;
+  if (text && text !== lastPoseWarning) log(text, true);
+  lastPoseWarning = text;
+}
+
 function poseModelUrl() {
   return `/pose-models/${$("pose-model").value}.task`;
 }
@@ -810,9 +860,11 @@ async function boot() {
     clearOverlay(overlay);
     if (state.mode === "browser" && !worker) startWorker();
     if (socket.connected) socket.emit("reset");
+    checkPoseMatch();
   };
   $("pose-model").onchange = () => {
     if (state.mode === "browser") startWorker();
+    checkPoseMatch();
   };
   $("model-select").onchange = (e) => selectModel(e.target.value);
   $("every").onchange = () => selectModel($("model-select").value);
