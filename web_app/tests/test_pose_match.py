@@ -48,6 +48,7 @@ def test_models_and_hello_name_each_bundles_pose_model(pose_models: Path) -> Non
     listed = {m["name"]: m for m in app.test_client().get("/api/models").get_json()["models"]}
     assert listed["posed"]["pose_model"] == "lite" and listed["posed"]["pose_estimator"] == "mediapipe"
     assert listed["posed"]["pose_smoothing"] is True
+    assert listed["posed"]["fps"] == pytest.approx(30, abs=0.5)  # features.timing: "trained at 30.0 fps"
     assert listed["custom"]["pose_model"] == "/models/pose_landmarker_custom.task"
     assert listed["old"]["pose_model"] is None and listed["old"]["pose_estimator"] is None
     client = app.extensions["socketio"].test_client(app)

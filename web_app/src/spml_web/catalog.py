@@ -111,10 +111,11 @@ class ModelCatalog:
         m = predictor.manifest
         metrics = info.get("metrics") or {}
         training = m.training_data
-        # Frame rate and pose model are facts of the keypoints, not of the manifest's schema; bundles that
-        # record them (model.training) show them, the others say "not recorded" rather than guess.
+        # Frame rate and pose model are facts of the training keypoints (features.timing, features.pose; older
+        # bundles may carry them in model.training); bundles without them say "not recorded" rather than guess.
         facts = m.model.training or {}
         pose = m.features.pose or {}
+        timing = m.features.timing
         warnings = metrics.get("warnings") or []
         return {
             "name": name,
@@ -129,7 +130,7 @@ class ModelCatalog:
             "baseline": metrics.get("baseline"),
             "examples": training.examples if training else None,
             "frame_size": list(m.features.frame_size) if m.features.frame_size else None,
-            "fps": facts.get("fps"),
+            "fps": timing.fps if timing is not None and timing.source == "dataset" else facts.get("fps"),
             # features.pose (spml train copies it from the dataset) names the estimator and model the bundle
             # was trained with: the page switches its in-browser pose model to it, or warns (docs/live.md).
             "pose_model": pose.get("model") or facts.get("pose_model"),
