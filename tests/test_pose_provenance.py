@@ -113,5 +113,16 @@ def test_bundle_pose_ignores_videos_without_estimator_but_says_so() -> None:
     pose, warnings = bundle_pose({"a": est, "b": None})
     assert pose == {"name": "mediapipe", "version": "0.10", "options": {"model": "heavy"}, "model": "heavy"}
     assert len(warnings) == 1 and "b" in warnings[0]
+    # A session recorded by spml serve: where pose ran is not an estimator option; an unknown model is left out.
+    session = {"name": "mediapipe", "options": {"model": None, "where": "browser"}}
+    assert bundle_pose({"s": session})[0] == {"name": "mediapipe", "version": "", "options": {}}
     assert bundle_pose({"a": None}) == (None, [])
     assert bundle_pose(None) == (None, [])
+
+
+def test_a_dataset_built_on_an_executor_records_the_same_estimators(example_keypoints_dir: Path,
+                                                                     example_annotations: Path, tmp_path: Path) -> None:
+    out = tmp_path / "parts.parquet"
+    build_and_write(example_keypoints_dir, example_annotations.parent, out, AnnotationSchema(), quiet=True,
+                    executor="local", executor_options={"workers": 1})
+    assert read_dataset_pose(out)["example_video"]["options"]["model"] == "full"

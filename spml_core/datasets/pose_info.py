@@ -18,9 +18,10 @@ from spml_core.datasets.report import report_path
 from spml_core.keypoints.sequence import _META_KEY
 
 DATASET_META_KEY = b"spml.dataset"
-# Options that choose which frames are read, not how keypoints are estimated: a bundle must not
-# make `spml predict` read only the first N frames of a video because its training run did.
-_PER_RUN_OPTIONS = ("max_frames", "stride")
+# Options that choose which frames are read or where pose ran (a recorded session's `where`), not how
+# keypoints are estimated: a bundle must not make `spml predict` read only the first N frames of a video
+# because its training run did, nor pass the estimator an option it does not take.
+_PER_RUN_OPTIONS = ("max_frames", "stride", "where")
 
 
 def keypoint_estimator(footer_metadata: dict[bytes, bytes] | None) -> dict[str, Any] | None:
@@ -112,7 +113,7 @@ def describe_pose(pose: dict[str, Any]) -> str:
 
 def _pose(est: dict[str, Any]) -> dict[str, Any]:
     """The bundle form of one video's estimator: name, version, model and smoothing beside the options."""
-    options = {k: v for k, v in (est.get("options") or {}).items() if k not in _PER_RUN_OPTIONS}
+    options = {k: v for k, v in (est.get("options") or {}).items() if k not in _PER_RUN_OPTIONS and v is not None}
     pose: dict[str, Any] = {"name": est["name"], "version": str(est.get("version") or ""), "options": options}
     if isinstance(options.get("model"), str):
         pose["model"] = options["model"]
