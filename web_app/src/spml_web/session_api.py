@@ -16,7 +16,7 @@ from spml_web.protocol import ProtocolError, parse_record
 from spml_web.recording import RecordingError, bundle_id, source_name
 
 if TYPE_CHECKING:
-    from spml_web.app import WebState
+    from spml_web.state import WebState
     from spml_web.sessions import LiveSession
 
 

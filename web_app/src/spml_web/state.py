@@ -1,0 +1,37 @@
+"""What one app instance holds (settings, plugins, models, live sessions), on ``app.extensions["spml"]``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from flask_socketio import SocketIO
+from spml_core import ActuationHub
+from spml_core.registry import Registry
+
+from spml_web.catalog import ModelCatalog
+from spml_web.recording import SessionArchive
+from spml_web.sessions import SessionStore
+from spml_web.settings import WebConfig
+
+
+@dataclass
+class WebState:
+    """What one app instance holds: settings, plugins, models and the live sessions."""
+
+    config: WebConfig
+    registry: Registry
+    catalog: ModelCatalog
+    sessions: SessionStore
+    socketio: SocketIO
+    actuation: ActuationHub
+    archive: SessionArchive
+    started_at: float = field(default_factory=time.time)
+    closed: bool = False
+
+
+def state(app: Flask | None = None) -> WebState:
+    """The spml state of an app (the current one by default)."""
+
+    return (app or current_app).extensions["spml"]
