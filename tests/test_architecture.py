@@ -248,3 +248,14 @@ def test_all_extra_lists_every_bundled_plugin_and_pins_accept_this_core() -> Non
     for name, project in bundled.items():
         pins = [d for d in project["dependencies"] if d.startswith("spml-core")]
         assert pins == [f"spml-core>={major_minor},<0.{int(major_minor.split('.')[1]) + 1}"], (name, pins)
+
+
+def test_every_distribution_declares_its_licence_as_an_spdx_string() -> None:
+    """A TOML-table licence makes setuptools print a screen of deprecation warnings at every install."""
+    import tomllib
+
+    root = CORE.parent
+    for path in [root / "pyproject.toml", *sorted(root.glob("plugins/*/pyproject.toml")), root / "web_app" / "pyproject.toml"]:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        assert data["project"]["license"] == "MIT", path
+        assert "setuptools>=77" in data["build-system"]["requires"], path
