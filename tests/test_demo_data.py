@@ -21,7 +21,7 @@ def test_prepare_from_cached_wheel_is_idempotent(tmp_path: Path) -> None:
     (ann / "demo.json").write_text('{"annotations": []}')
     video = demo_data.prepare(tmp_path / "data", CACHE, ann)
     assert video == tmp_path / "data" / "videos" / "demo.mp4"
-    assert demo_data._sha256(video) == demo_data.VIDEO_SHA256
+    assert demo_data.sha256_of(video) == demo_data.VIDEO_SHA256
     assert "Redistribution and use in source and binary forms" in video.with_name("demo.mp4.LICENSE").read_text()
     assert (tmp_path / "data" / "annotations" / "demo.json").read_text() == '{"annotations": []}'
     stamp = video.stat().st_mtime_ns

@@ -19,7 +19,7 @@ def test_extract_from_the_cached_sdist_is_checked_and_idempotent(tmp_path: Path)
     folder = example_data.ensure_fetched(cache)
     assert folder == cache / "streamposeml_example"
     for name, (_member, digest) in example_data.MEMBERS.items():
-        assert example_data._sha256(folder / name) == digest
+        assert example_data.sha256_of(folder / name) == digest
     assert "MIT License" in (folder / "LICENSE").read_text()
     stamp = (folder / "example_video.webm").stat().st_mtime_ns
     assert example_data.ensure_fetched(cache) == folder

