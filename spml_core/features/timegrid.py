@@ -132,6 +132,8 @@ class TimeGrid:
         self._prev: np.ndarray | None = None
         self._prev_t: float | None = None
         self._times.clear()
+        self._fps_key: tuple[float | None, int] | None = None
+        self._fps: float | None = None
 
     @property
     def last_t(self) -> float | None:
@@ -144,8 +146,11 @@ class TimeGrid:
         times = self._times
         if len(times) < 5:
             return None
-        median = float(np.median(np.diff(np.fromiter(times, float, len(times)))))
-        return 1000.0 / median if median > 0 else None
+        key = (self._prev_t, len(times))
+        if self._fps_key != key:  # asked for twice per frame (gate and result): compute once
+            median = float(np.median(np.diff(np.fromiter(times, float, len(times)))))
+            self._fps_key, self._fps = key, (1000.0 / median if median > 0 else None)
+        return self._fps
 
     def push(self, frame: np.ndarray, t_ms: float) -> GridStep:
         """Place one real frame (33, 4) at ``t_ms``; returns the grid frames it completes."""
