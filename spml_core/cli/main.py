@@ -35,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     registry = _plugin_registry()
     if registry is not None:
         for name, cls in registry.commands().items():
-            if name in COMMANDS:
-                continue  # spml's own command wins; `spml plugins` reports the clash
+            if name in COMMANDS:  # spml's own command wins
+                print(f"spml: warning: a plugin's command '{name}' ({cls.__module__}) clashes with spml's own "
+                      f"'spml {name}' and is ignored", file=sys.stderr)
+                continue
             command = cls()
             p = command.add_parser(sub)
             p.set_defaults(_run=command.run, _registry=registry)
