@@ -32,7 +32,6 @@ Run: .venv/bin/python benchmarks/e2e.py [--seconds 45] [--pose-model lite] [--js
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import shutil
 import subprocess
@@ -65,47 +64,6 @@ def fake_camera() -> Path:
     return out
 
 
-class EmulatedDevice:
-    """A BLE peripheral emulated by Chromium (DevTools BluetoothEmulation) that acknowledges every write."""
-
-    ADDRESS = "09:09:09:09:09:09"
-
-    def __init__(self, browser: Any, page: Any, name: str) -> None:
-        self.cdp = browser.new_browser_cdp_session()
-        self.cdp.send("BluetoothEmulation.enable", {"state": "powered-on", "leSupported": True})
-        self.cdp.send("BluetoothEmulation.simulatePreconnectedPeripheral", {
-            "address": self.ADDRESS, "name": name, "manufacturerData": [], "knownServiceUuids": [SERVICE]})
-        svc = self.cdp.send("BluetoothEmulation.addService", {"address": self.ADDRESS, "serviceUuid": SERVICE})
-        self.cdp.send("BluetoothEmulation.addCharacteristic", {
-            "serviceId": svc["serviceId"], "characteristicUuid": CHARACTERISTIC,
-            "properties": {"write": True, "writeWithoutResponse": True}})
-        self.writes: list[str] = []
-        self.cdp.on("BluetoothEmulation.gattOperationReceived", lambda e: self.cdp.send(
-            "BluetoothEmulation.simulateGATTOperationResponse", {"address": e["address"], "type": e["type"], "code": 0}))
-        self.cdp.on("BluetoothEmulation.characteristicOperationReceived", self._write)
-        self.page_cdp = page.context.new_cdp_session(page)
-        self.page_cdp.send("DeviceAccess.enable")
-        self.page_cdp.on("DeviceAccess.deviceRequestPrompted", self._prompt)
-        self._prompts: set[str] = set()
-
-    def _prompt(self, event: dict[str, Any]) -> None:
-        # The chooser is announced again as devices appear: answer each prompt once.
-        if event["devices"] and event["id"] not in self._prompts:
-            self._prompts.add(event["id"])
-            self.page_cdp.send("DeviceAccess.selectPrompt", {"id": event["id"], "deviceId": event["devices"][0]["id"]})
-
-    def _write(self, event: dict[str, Any]) -> None:
-        if event["type"] != "write":
-            return
-        self.writes.append(base64.b64decode(event.get("data", "")).hex())
-        if event.get("writeType") == "write-with-response":
-            self.cdp.send("BluetoothEmulation.simulateCharacteristicOperationResponse",
-                          {"characteristicId": event["characteristicId"], "type": "write", "code": 0})
-
-    def close(self) -> None:
-        self.cdp.send("BluetoothEmulation.disable")
-
-
 def stats(values: list[float]) -> dict[str, float]:
     """n, p50, p95, max of a list of milliseconds."""
     if not values:
@@ -121,6 +79,7 @@ def run(seconds: float, pose_model: str) -> dict[str, Any]:
     from spml_actuator_ble.virtual import VirtualPeripheral
 
     from spml_web import create_app
+    from spml_web.emulated_ble import EmulatedBleDevice
     from spml_web.server import BackgroundServer
 
     model = bundle(dataset(keypoints()))
@@ -149,7 +108,7 @@ def run(seconds: float, pose_model: str) -> dict[str, Any]:
                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-video-capture={camera}", "--enable-features=WebBluetooth"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            device = EmulatedDevice(browser, page, "SPML-Page")
+            device = EmulatedBleDevice(browser, page, "SPML-Page", SERVICE, CHARACTERISTIC)
             page.goto(f"{server.url}/?timing")
             page.wait_for_function("() => window.spml && window.spml.workerReady && window.spml.connected "
                                    "&& window.spmlBluetooth && window.spmlBluetooth.targets.length", timeout=120000)
