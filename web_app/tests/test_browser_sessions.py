@@ -149,8 +149,11 @@ def test_model_details_and_none_stops_classification(studio: Any) -> None:
         shot(page, "#log-card", "log")
         # The filter hides every other kind; errors stay.
         page.page.select_option("#log-filter", "error")
-        visible = page.page.eval_on_selector_all("#log li", "els => els.filter(e => !e.hidden).length")
-        assert visible == 0 and page.page.eval_on_selector_all("#log li", "els => els.length") >= 3
+        # A busy machine may log real errors (late frames dropped by the server): those must stay visible.
+        shown = page.page.eval_on_selector_all(
+            "#log li", "els => els.map(e => [e.dataset.kind, !e.hidden, e.textContent])")
+        assert len([kind for kind, _, _ in shown if kind != "error"]) >= 3, shown
+        assert all(visible == (kind == "error") for kind, visible, _ in shown), shown
         page.page.select_option("#log-filter", "all")
         assert page.state()["errors"] == []
     finally:
