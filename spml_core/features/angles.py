@@ -27,8 +27,9 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from spml_core.components import FeatureExtractor, Options
+from spml_core.components import FeatureExtractor
 from spml_core.features.geometry import EXT_INDEX, pixel_points
+from spml_core.features.visibility import VisibilityOptions
 
 # Directed segments: name -> (from joint, to joint), in the 35-joint extended skeleton.
 VECTORS: dict[str, tuple[str, str]] = {
@@ -137,7 +138,7 @@ class SegmentAngles(FeatureExtractor):
     description = "35 angles between body segments (StreamPoseML's set, fixed), degrees, pixel space"
     history: ClassVar[int] = 0
 
-    class Options(Options):
+    class Options(VisibilityOptions):
         mode: Literal["2d", "3d", "both"] = Field(
             "2d", description="2d: image plane (pixels); 3d: with z scaled like x; both: 2d then 3d columns"
         )

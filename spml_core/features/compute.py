@@ -16,6 +16,7 @@ from spml_core.features.segments import (
     ExampleSegmenter,
     RowLayout,
 )
+from spml_core.features.visibility import VisibilityPolicy, mask_frames, policy_of
 from spml_core.registry import Registry, validate_options
 
 if TYPE_CHECKING:
@@ -111,15 +112,32 @@ def frame_features(
     a video between gaps); extractors with ``history > 0`` run on each run alone so that they never
     look across a boundary. None means the frames are one run. Per-frame extractors run on blocks
     of BLOCK_FRAMES frames, whose temporaries stay in the CPU cache (several times faster).
+    Extractors with a low_visibility policy see keypoints masked by it, run by run (visibility.py).
     """
     xyzv = np.asarray(xyzv, dtype=np.float64)
     n = len(xyzv)
     widths = [len(e.columns()) for e in extractors]
     starts = np.cumsum([0, *widths])
     out = np.empty((n, int(starts[-1])))
-    # Pixel points are shared by every extractor that accepts them (computed once, not per extractor).
-    shared = any(hasattr(e, "transform_points") for e in extractors)
     placed = [(e, slice(a, b)) for e, a, b in zip(extractors, starts[:-1], starts[1:])]
+    # Extractors sharing a low-visibility policy share one masked copy of the keypoints (docs/features.md).
+    by_policy: dict[VisibilityPolicy | None, list[tuple[Any, slice]]] = {}
+    for ext, cols in placed:
+        by_policy.setdefault(policy_of(ext), []).append((ext, cols))
+    for policy, members in by_policy.items():
+        masked = xyzv if policy is None else mask_frames(xyzv, policy, temporal_blocks)
+        _features_into(out, members, masked, width, height, temporal_blocks)
+    return out
+
+
+def _features_into(
+    out: np.ndarray, placed: list[tuple[Any, slice]], xyzv: np.ndarray, width: float, height: float,
+    temporal_blocks: np.ndarray | None,
+) -> None:
+    """frame_features for extractors given with their output columns, written into ``out``."""
+    n = len(xyzv)
+    # Pixel points are shared by every extractor that accepts them (computed once, not per extractor).
+    shared = any(hasattr(e, "transform_points") for e, _ in placed)
     per_frame = [(e, cols) for e, cols in placed if not getattr(e, "history", 0)]
     temporal = [(e, cols) for e, cols in placed if getattr(e, "history", 0)]
     if per_frame:
@@ -134,7 +152,6 @@ def frame_features(
             pts = pixel_points(xyzv[a:b], width, height) if shared else None
             for ext, cols in temporal:
                 out[a:b, cols] = _apply(ext, xyzv[a:b], pts, width, height)
-    return out
 
 
 def _apply(ext: Any, xyzv: np.ndarray, pts: np.ndarray | None, width: float, height: float) -> np.ndarray:

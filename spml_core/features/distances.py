@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from spml_core.components import FeatureExtractor, Options
+from spml_core.components import FeatureExtractor
 from spml_core.features.geometry import (
     EXT_INDEX,
     MID_HIP,
@@ -22,6 +22,7 @@ from spml_core.features.geometry import (
     body_size,
     pixel_points,
 )
+from spml_core.features.visibility import VisibilityOptions
 
 # StreamPoseML's order; each column is "<joint>_to_plumb_line_distance_<2d|3d>[_normalized]".
 DISTANCE_JOINTS: tuple[str, ...] = (
@@ -40,7 +41,7 @@ class PlumbLineDistances(FeatureExtractor):
     description = "23 joint distances to the plumb-line midpoint, divided by body size"
     history: ClassVar[int] = 0
 
-    class Options(Options):
+    class Options(VisibilityOptions):
         mode: Literal["2d", "3d", "both"] = Field("2d", description="image plane, 3D (z scaled like x), or both")
         normalize: bool = Field(True, description="Divide by the body size (False: pixels)")
         body_size: BodySize = Field("hip_width", description="Body size used when normalize is true")

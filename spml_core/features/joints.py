@@ -7,8 +7,9 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from spml_core.components import FeatureExtractor, Options
+from spml_core.components import FeatureExtractor
 from spml_core.features.geometry import as_xyzv
+from spml_core.features.visibility import VisibilityOptions
 from spml_core.keypoints.skeleton import LANDMARK_NAMES
 
 
@@ -19,7 +20,7 @@ class RawJoints(FeatureExtractor):
     description = "raw landmark coordinates x, y (0..1 of the image), optionally z and visibility"
     history: ClassVar[int] = 0
 
-    class Options(Options):
+    class Options(VisibilityOptions):
         include_z: bool = Field(False, description="Also output MediaPipe's relative depth z")
         include_visibility: bool = Field(False, description="Also output the visibility score")
 

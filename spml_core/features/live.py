@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spml_core.features.geometry import pixel_points
+from spml_core.features.visibility import LiveMask, policy_of
 from spml_core.keypoints.skeleton import N_LANDMARKS
 
 if TYPE_CHECKING:
@@ -38,17 +39,22 @@ class LiveFeatureBuffer:
         self._temporal = [int(getattr(e, "history", 0)) for e in self._extractors]
         self.n_features = sum(widths)
         depth = max(self._temporal, default=0) + 1
-        self._raw = np.full((depth, N_LANDMARKS, 4), np.nan)
-        self._pts = np.full((depth, N_LANDMARKS + 2, 3), np.nan)
-        self._plan = [(e, sl, h, hasattr(e, "transform_points"))
+        # One ring of raw frames and pixel points per low-visibility policy (None: keypoints as given).
+        policies = list(dict.fromkeys(policy_of(e) for e in self._extractors))
+        self._views = [(None if p is None else LiveMask(p), np.full((depth, N_LANDMARKS, 4), np.nan),
+                        np.full((depth, N_LANDMARKS + 2, 3), np.nan)) for p in policies]
+        self._plan = [(e, sl, h, hasattr(e, "transform_points"), policies.index(policy_of(e)))
                       for e, sl, h in zip(self._extractors, self._slices, self._temporal)]
         self.reset()
 
     def reset(self) -> None:
         """Forget all buffered frames (e.g. after a pause in the stream)."""
         self._ring = np.full((self.window, self.n_features), np.nan)
-        self._raw[:] = np.nan
-        self._pts[:] = np.nan
+        for mask, raw, pts in self._views:
+            raw[:] = np.nan
+            pts[:] = np.nan
+            if mask is not None:
+                mask.reset()
         self._pos = 0
         self._count = 0
 
@@ -66,14 +72,16 @@ class LiveFeatureBuffer:
             frame = np.full((1, N_LANDMARKS, 4), np.nan)
         else:
             frame = np.asarray(xyzv_frame, dtype=np.float64).reshape(1, N_LANDMARKS, 4)
-        raw, pts = self._raw, self._pts
-        if len(raw) > 1:
-            raw[:-1] = raw[1:]
-            pts[:-1] = pts[1:]
-        raw[-1] = frame[0]
-        pts[-1] = pixel_points(frame, self.width, self.height)[0]
+        for mask, raw, pts in self._views:
+            seen = frame if mask is None else mask.apply(frame[0])[None]
+            if len(raw) > 1:
+                raw[:-1] = raw[1:]
+                pts[:-1] = pts[1:]
+            raw[-1] = seen[0]
+            pts[-1] = pixel_points(seen, self.width, self.height)[0]
         slot = self._ring[self._pos]
-        for ext, sl, hist, fast in self._plan:
+        for ext, sl, hist, fast, view in self._plan:
+            _, raw, pts = self._views[view]
             lo = len(raw) - hist - 1
             if fast:
                 slot[sl] = ext.transform_points(pts[lo:], raw[lo:], self.width, self.height)[-1]

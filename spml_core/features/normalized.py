@@ -7,8 +7,9 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from spml_core.components import FeatureExtractor, Options
+from spml_core.components import FeatureExtractor
 from spml_core.features.geometry import MID_HIP, BodySize, body_size, pixel_points
+from spml_core.features.visibility import VisibilityOptions
 from spml_core.keypoints.skeleton import LANDMARK_NAMES
 
 
@@ -24,7 +25,7 @@ class NormalizedCoordinates(FeatureExtractor):
     description = "landmarks translated to the mid-hip and scaled by hip width or torso length"
     history: ClassVar[int] = 0
 
-    class Options(Options):
+    class Options(VisibilityOptions):
         body_size: BodySize = Field("hip_width", description="Scale: hip_width (StreamPoseML's) or torso")
         include_z: bool = Field(False, description="Also output z, centred and scaled the same way")
 

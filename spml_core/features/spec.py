@@ -37,6 +37,7 @@ from spml_core.features.compute import (
     layout_columns,
 )
 from spml_core.features.live import LiveFeatureBuffer
+from spml_core.features.visibility import VisibilityOptions, filled_options, policy_of
 from spml_core.util.atomic import write_text_atomic
 from spml_core.util.names import repeated
 
@@ -142,6 +143,10 @@ class FeaturePipelineSpec(BaseModel):
         segmenter = _make_segmenter(self.segmentation, registry)
         layout = segmenter.row_layout()
         update = {
+            # A set policy is recorded with its threshold, so later default changes leave a bundle's meaning alone.
+            "features": [f.model_copy(update={"options": filled_options(f.options)}) if e.Options is not None
+                         and issubclass(e.Options, VisibilityOptions) else f
+                         for f, e in zip(self.features, extractors)],
             "layout": layout.kind,
             "window": layout.window,
             "pool": list(layout.pool),
@@ -170,8 +175,14 @@ class FeaturePipelineSpec(BaseModel):
 
     @property
     def context_frames(self) -> int:
-        """Frames transform_window needs for exact agreement with the offline path: window + history."""
-        return (self.window or 1) + self.history
+        """Frames transform_window needs for exact agreement with the offline path: window + history
+        (+ impute_frames when an extractor imputes low-visibility joints)."""
+        return (self.window or 1) + self.history + self.carry_frames
+
+    @property
+    def carry_frames(self) -> int:
+        """How far back an imputed joint position can come from (0 without low_visibility: impute)."""
+        return max((p.carry for p in map(policy_of, self._extractors()) if p is not None), default=0)
 
     def layout_info(self) -> RowLayout:
         """The resolved row layout."""
@@ -183,8 +194,9 @@ class FeaturePipelineSpec(BaseModel):
     def transform_window(self, xyzv_window: np.ndarray, width: int, height: int) -> np.ndarray:
         """One model input row (1-D float32, ``columns`` order) from the last ``window`` frames.
 
-        Pass ``context_frames`` frames (window + history) to match the offline rows exactly when
-        temporal features (velocities) are used; with fewer, the first frames' velocities are NaN.
+        Pass ``context_frames`` frames (window + history + imputation reach) to match the offline
+        rows exactly when temporal features (velocities) or imputation are used; with fewer, the
+        first frames' velocities are NaN and joints hidden since before them are not imputed.
         """
         spec = self if self.is_resolved else self.resolve()
         layout = spec.layout_info()
@@ -194,7 +206,7 @@ class FeaturePipelineSpec(BaseModel):
             raise SpmlError(f"transform_window expects keypoints shaped (frames, 33, 4), got {arr.shape}")
         if len(arr) < window:
             raise SpmlError(f"transform_window needs at least {window} frames (the window), got {len(arr)}")
-        arr = arr[-(window + spec.history):]
+        arr = arr[-(window + spec.history + spec.carry_frames):]
         feats = frame_features(spec._extractors(), arr, width, height, temporal_blocks=None)
         rows = build_rows_fixed(feats[-window:][None], layout)
         return _finish(rows, spec.decimals)[0]

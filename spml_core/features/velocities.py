@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, field_validator
 
-from spml_core.components import FeatureExtractor, Options
+from spml_core.components import FeatureExtractor
 from spml_core.features.base_extractors import BASE_EXTRACTORS
 from spml_core.features.geometry import pixel_points
+from spml_core.features.visibility import VISIBILITY_KEYS, VisibilityOptions
 
 
 def _base_classes() -> dict[str, type[FeatureExtractor]]:
@@ -28,7 +29,7 @@ class Velocities(FeatureExtractor):
     description = "per-frame differences of base features (default: normalized coordinates)"
     history: ClassVar[int] = 1
 
-    class Options(Options):
+    class Options(VisibilityOptions):
         of: dict[str, dict[str, Any]] = Field(
             default_factory=lambda: {"normalized": {}},
             description="Base features and their options, e.g. {normalized: {body_size: torso}, angles: {}}",
@@ -43,6 +44,10 @@ class Velocities(FeatureExtractor):
                 raise ValueError(f"unknown base feature(s) {unknown}; valid: {', '.join(valid)}")
             if not v:
                 raise ValueError(f"name at least one base feature ({', '.join(valid)})")
+            inner = [f"{k}.{key}" for k, opts in v.items() for key in VISIBILITY_KEYS if key in (opts or {})]
+            if inner:
+                # The pipeline masks the keypoints velocities receives; a base's own policy would be ignored.
+                raise ValueError(f"{', '.join(inner)}: set low_visibility options on velocities itself, not in 'of'")
             return v
 
     def __init__(self, options: Any = None) -> None:
