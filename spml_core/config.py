@@ -26,6 +26,7 @@ from spml_core.components import ComponentRef, Strict
 from spml_core.datasets.annotations import AnnotationFields, AnnotationSchema
 from spml_core.errors import ConfigError, format_validation_error
 from spml_core.features.defaults import DEFAULT_FEATURES
+from spml_core.features.timegrid import GateConfig
 from spml_core.payloads import PayloadError
 from spml_core.registry import validate_options
 
@@ -62,6 +63,9 @@ class DatasetStage(Strict):
         "options: {scheduler: tcp://HOST:PORT}}; absent: one process (fastest unless formatting is heavy)"
     )
     retries: int = Field(1, ge=0, description="Times a failing video is retried on the executor before the run stops")
+    gate: GateConfig = Field(
+        default_factory=GateConfig, description="Windows the live gate refuses are left out of formatted windows "
+        "(as training does); {enabled: false} keeps them (docs/live.md)")
 
 
 class TrainStage(Strict):
@@ -90,6 +94,9 @@ class TrainStage(Strict):
     time_warp: list[float] = Field(default_factory=list, description="Speed factors of resampled training copies, e.g. [0.9, 1.1]")
     jitter: float = Field(0.0, ge=0, description="Gaussian noise copy of the training folds (share of the frame)")
     fail_on_warning: bool = Field(False, description="Stop the run when metrics.json has quality warnings")
+    gate: GateConfig = Field(
+        default_factory=GateConfig, description="Presence and visibility gate of training windows and of the "
+        "bundle live (docs/live.md); {enabled: false} trains on every window")
 
 
 class EvaluateStage(Strict):

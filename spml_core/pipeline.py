@@ -51,14 +51,14 @@ def run_dataset_stage(cfg: Config, stage: DatasetStage, registry: Registry) -> A
     if stage.features or stage.feature_options or stage.segmentation is not None or stage.decimals is not None:
         # Resolved now, so unknown feature or strategy names fail before any keypoints are read.
         spec = FeaturePipelineSpec.from_stage(stage).resolve(registry)
-        formatting = formatting_step(spec, registry=registry)
+        formatting = formatting_step(spec, registry=registry, gate=stage.gate)
     ex = stage.executor  # absent: the single-process build (fastest for most datasets)
     return build_and_write(
         cfg.resolve(stage.keypoints), cfg.resolve(stage.annotations), cfg.resolve(stage.out),
         cfg.annotation_schema, parser=stage.parser.use, parser_options=stage.parser.options,
         include_unlabeled=stage.include_unlabeled, strict=stage.strict, formatting=formatting,
         feature_spec=spec, executor=ex.use if ex else None, executor_options=ex.options if ex else None,
-        retries=stage.retries, registry=registry,
+        retries=stage.retries, registry=registry, gate=stage.gate,
     )
 
 
@@ -69,7 +69,7 @@ def run_train_stage(cfg: Config, stage: TrainStage, registry: Registry) -> Train
     return train(cfg.resolve(stage.dataset), stage.target, cfg.resolve(stage.out), stage.model.use,
                  stage.model.options, spec=spec, split=stage.split, n_splits=stage.folds, search=stage.search,
                  seed=stage.seed, zip_bundle=stage.zip, registry=registry, background=stage.background,
-                 reject_keep=stage.reject_keep, fail_on_warning=stage.fail_on_warning,
+                 reject_keep=stage.reject_keep, fail_on_warning=stage.fail_on_warning, gate=stage.gate,
                  augment=AugmentSettings(mirror=parse_label_map(stage.mirror) if stage.mirror is not None else None,
                                          time_warp=stage.time_warp, jitter=stage.jitter, seed=stage.seed))
 

@@ -107,6 +107,41 @@ def add_cli_arguments(parser: Any) -> None:
                    "or majority")
     g.add_argument("--pool", metavar="STATS", help="pool each example into one row: comma-separated mean,max,std")
     g.add_argument("--decimals", type=int, metavar="N", help=f"round features (default {DEFAULT_DECIMALS})")
+    add_gate_arguments(g, "windows")
+
+
+def add_gate_arguments(g: Any, what: str, allow_off: bool = True) -> None:
+    """--no-gate, --gate-max-missing and --gate-min-visibility: the live gate on training windows (docs/live.md).
+
+    ``allow_off=False`` leaves out --no-gate (spml train: the bundle's gate also guards its live use).
+    """
+    if allow_off:
+        g.add_argument("--no-gate", dest="gate", action="store_false", default=True,
+                       help=f"keep {what} the live gate refuses (default: leave out those without a person or with "
+                       "shoulders/hips below the visibility threshold in more than 30%% of their frames)")
+    g.add_argument("--gate-max-missing", type=float, metavar="SHARE",
+                   help="largest share of a window without a person or visible shoulders/hips (default 0.3)")
+    g.add_argument("--gate-min-visibility", type=float, metavar="V",
+                   help="visibility a required joint needs to count as seen (default 0.5)")
+
+
+def gate_from_args(args: Any) -> Any:
+    """The GateConfig the --no-gate / --gate-* flags ask for (the defaults without them)."""
+    from pydantic import ValidationError
+
+    from spml_core.features.timegrid import GateConfig
+
+    fields: dict[str, Any] = {"enabled": bool(getattr(args, "gate", True))}
+    for flag, name in (("gate_max_missing", "max_missing"), ("gate_min_visibility", "min_visibility")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            fields[name] = value
+    try:
+        return GateConfig(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = "--gate-" + str(err["loc"][0]).replace("_", "-")
+        raise ConfigError(f"{flag} {err['input']!r}: {err['msg']}") from None
 
 
 def spec_from_args(args: Any, registry: Any = None) -> Any:

@@ -97,12 +97,14 @@ def build_and_write(
     parser_options: dict[str, Any] | None = None, include_unlabeled: bool = True, strict: bool = False,
     formatting: Any = None, quiet: bool = False, registry: Any = None, feature_spec: Any = None,
     executor: str | None = None, executor_options: dict[str, Any] | None = None, retries: int | None = None,
+    gate: Any = None,
 ) -> tuple[pd.DataFrame, AlignmentReport]:
     """Build, optionally format, write the dataset and its report, and print the report table.
 
     Without `executor` the dataset is built in this process (the fast default) and formatted with
     the `formatting` step. With one (``local`` or ``dask``) each video is built and formatted with
-    `feature_spec` in a worker (spml_core.datasets.parts); the table is the same.
+    `feature_spec` and `gate` (a GateConfig, as the `formatting` step was given) in a worker
+    (spml_core.datasets.parts); the table is the same.
     """
     out = Path(out)
     if out.suffix.lower() not in DATASET_SUFFIXES:
@@ -120,7 +122,7 @@ def build_and_write(
             raise SpmlError("a dataset built on an executor is formatted from its feature spec: pass feature_spec")
         ex = create_executor(registry or Registry().load(), executor, executor_options or {})
         with parts_folder(out) as parts:
-            df, report = build_on_executor(plan, parts, ex, spec=feature_spec,
+            df, report = build_on_executor(plan, parts, ex, spec=feature_spec, gate=gate,
                                            retries=DEFAULT_RETRIES if retries is None else retries, quiet=quiet)
             _write_outputs(df, report, out, formatted=feature_spec is not None)
     if not quiet:

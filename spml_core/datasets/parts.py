@@ -39,6 +39,7 @@ from spml_core.errors import ConfigError, SpmlError
 from spml_core.execution import map_with_retries
 from spml_core.features.offline import format_dataset_frames
 from spml_core.features.spec import NOTES_ATTR, SPEC_ATTR, FeaturePipelineSpec
+from spml_core.features.timegrid import GateConfig
 from spml_core.keypoints.skeleton import landmark_columns
 from spml_core.util.atomic import atomic_path
 from spml_core.util.progress import progress_bar
@@ -66,6 +67,7 @@ class PartTask:
     used: list[str] | None  # classes that make a frame labeled; None keeps every frame
     spec: FeaturePipelineSpec | None
     parts_dir: Path
+    gate: GateConfig | None = None  # windows the live gate refuses are left out (as in training)
 
     @property
     def stem(self) -> str:
@@ -116,7 +118,7 @@ def build_part(task: PartTask, progress: Callable[[int], None] | None) -> PartRe
     result = PartResult(task.index, None, len(df), vr)
     out: pd.DataFrame | None = df
     if task.spec is not None:
-        out = _format_part(df, task.spec, result)
+        out = _format_part(df, task.spec, result, task.gate)
     if out is not None:
         result.path = _write_part(out, task.parts_dir / f"{task.index:06d}{PART_SUFFIX}")
     if progress is not None:
@@ -164,7 +166,8 @@ class _RecordingSegmenter:
         return segments
 
 
-def _format_part(df: pd.DataFrame, spec: FeaturePipelineSpec, result: PartResult) -> pd.DataFrame | None:
+def _format_part(df: pd.DataFrame, spec: FeaturePipelineSpec, result: PartResult,
+                 gate: GateConfig | None = None) -> pd.DataFrame | None:
     """Format one video's frames as format_dataset_frames does the whole table; None when it gives no rows."""
 
     if len(df) == 0:
@@ -176,7 +179,7 @@ def _format_part(df: pd.DataFrame, spec: FeaturePipelineSpec, result: PartResult
     # A runtime of this task's own: the recorder must not be shared by threads of one worker.
     task_spec._runtime = dataclasses.replace(base._runtime, segmenter=recorder)
     try:
-        formatted = format_dataset_frames(df, task_spec, quiet=True)
+        formatted = format_dataset_frames(df, task_spec, quiet=True, gate=gate)
     except _NoRows as exc:
         result.notes.append(f"no rows ({exc})")
         return None
@@ -263,7 +266,7 @@ def _retry(result: Any) -> bool:
 
 def build_on_executor(
     plan: DatasetPlan, parts_dir: Path, executor: Any, *, spec: FeaturePipelineSpec | None = None,
-    retries: int = 1, quiet: bool = True,
+    retries: int = 1, quiet: bool = True, gate: GateConfig | None = None,
 ) -> tuple[pd.DataFrame, AlignmentReport]:
     """Build (and format) the plan's videos as tasks on `executor`; the table equals the single-process one."""
 
@@ -272,7 +275,7 @@ def build_on_executor(
     plain = None if spec is None else FeaturePipelineSpec.model_validate(spec.model_dump())
     tasks = [
         PartTask(i, tuple(plan.stems), info.path, plan.matched.get(stem), plan.cats, plan.schema, plan.strict,
-                 used, plain, parts_dir)
+                 used, plain, parts_dir, gate)
         for i, (stem, info) in enumerate(zip(plan.stems, plan.infos, strict=True))
     ]
     results: dict[int, PartResult] = {}

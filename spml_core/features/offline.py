@@ -29,6 +29,7 @@ from spml_core.features.compute import (
     pool_windows,
 )
 from spml_core.features.spec import NOTES_ATTR, SPEC_ATTR, FeaturePipelineSpec
+from spml_core.features.timegrid import GateConfig, window_gate_mask
 from spml_core.util.progress import progress_bar
 
 # Columns of the per-frame table that are never labels.
@@ -80,9 +81,14 @@ def _check_table(frames: pd.DataFrame) -> None:
 
 
 def format_dataset_frames(
-    frames: pd.DataFrame, spec: FeaturePipelineSpec, registry: Any = None, *, quiet: bool = True
+    frames: pd.DataFrame, spec: FeaturePipelineSpec, registry: Any = None, *, quiet: bool = True,
+    gate: GateConfig | None = None,
 ) -> FormatResult:
-    """Format a per-frame table with a spec; returns the table, the resolved spec and notes."""
+    """Format a per-frame table with a spec; returns the table, the resolved spec and notes.
+
+    With ``gate``, examples of several frames (windows) that the live gate would refuse (no person
+    or low visibility in too much of them) are left out, as `spml train` leaves them out.
+    """
     import pandas as pd
 
 
@@ -178,15 +184,33 @@ def format_dataset_frames(
 
     empty = np.isnan(out).all(axis=1)
     n_empty = int(empty.sum())
-    if n_empty:
+    refused = np.zeros(len(out), dtype=bool)
+    if gate is not None and gate.enabled and layout.kind != "frame":
+        refused = ~empty & ~window_gate_mask(frames, np.asarray(meta["video"]).astype(str), meta["start_frame"],
+                                             meta["end_frame"], gate)
+    n_refused = int(refused.sum())
+    if n_empty or n_refused:
         what = "frames" if layout.kind == "frame" else "examples"
         if n_empty == len(out):
             raise SpmlError(
                 f"every one of the {len(out)} {what} of strategy '{strategy}' has only NaN features "
                 "(no person detected in any of their frames): nothing to write"
             )
-        notes.append(f"dropped {n_empty} of {len(out)} {what} whose frames had no person detected (all features NaN)")
-        keep = ~empty
+        if n_empty + n_refused == len(out):
+            raise SpmlError(
+                f"every one of the {len(out)} {what} of strategy '{strategy}' has only NaN features or is refused "
+                f"by the live gate (no person or low visibility in more than {gate.max_missing:.0%} of its frames; "
+                "docs/live.md): nothing to write. Lower the gate or turn it off (spml dataset --no-gate)"
+            )
+        if n_empty:
+            notes.append(f"dropped {n_empty} of {len(out)} {what} whose frames had no person detected "
+                         "(all features NaN)")
+        if n_refused:
+            assert gate is not None
+            notes.append(f"left out {n_refused} of {len(out)} {what} the live gate refuses (no person or joints "
+                         f"{', '.join(gate.joints)} below visibility {gate.min_visibility} in more than "
+                         f"{gate.max_missing:.0%} of the window)")
+        keep = ~empty & ~refused
         out = out[keep]
         meta = {k: v[keep] for k, v in meta.items()}  # numpy arrays and pandas extension arrays alike
         if "example" in meta and layout.kind != "frame":
@@ -289,11 +313,15 @@ def format_frames(frames: pd.DataFrame, spec: FeaturePipelineSpec, registry: Any
     return format_dataset_frames(frames, spec, registry).frame
 
 
-def formatting_step(spec: FeaturePipelineSpec, *, quiet: bool = False, registry: Any = None) -> Callable[[Any], Any]:
-    """A DataFrame -> DataFrame step for spml_core.datasets.build.build_and_write; prints notes to stderr."""
+def formatting_step(spec: FeaturePipelineSpec, *, quiet: bool = False, registry: Any = None,
+                    gate: GateConfig | None = None) -> Callable[[Any], Any]:
+    """A DataFrame -> DataFrame step for spml_core.datasets.build.build_and_write; prints notes to stderr.
+
+    ``gate`` (None: off) leaves out the windows the live gate refuses, as training does.
+    """
 
     def step(frames: pd.DataFrame) -> pd.DataFrame:
-        result = format_dataset_frames(frames, spec, registry, quiet=quiet)
+        result = format_dataset_frames(frames, spec, registry, quiet=quiet, gate=gate)
         if not quiet:
             for note in result.notes:
                 print(f"spml dataset: note: {note}", file=sys.stderr)

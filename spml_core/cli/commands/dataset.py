@@ -64,7 +64,7 @@ def load_schema(config: Path | None) -> tuple[Any, Path | None]:
 
 def run(args: argparse.Namespace) -> int:
     """Build and write the dataset and its report."""
-    from spml_core.cli.args import spec_from_args
+    from spml_core.cli.args import gate_from_args, spec_from_args
     from spml_core.datasets.build import build_and_write
     from spml_core.features.offline import formatting_step
 
@@ -81,10 +81,17 @@ def run(args: argparse.Namespace) -> int:
 
         raise SpmlError("--retries applies to a dataset built on an executor: add --executor local or dask")
     spec = spec_from_args(args)
+    gate = gate_from_args(args)
+    if spec is None and (not args.gate or args.gate_max_missing is not None or args.gate_min_visibility is not None):
+        from spml_core.errors import SpmlError
+
+        raise SpmlError("--no-gate and --gate-* apply to formatted windows; add --window/--strategy "
+                        "(without them the raw per-frame table is written, which the gate never filters)")
     build_and_write(
         args.keypoints, args.annotations, args.out, cfg.annotation_schema, parser=args.parser,
         include_unlabeled=args.include_unlabeled, strict=args.strict,
-        formatting=None if spec is None else formatting_step(spec, quiet=args.quiet),
+        formatting=None if spec is None else formatting_step(spec, quiet=args.quiet, gate=gate),
         quiet=args.quiet, feature_spec=spec, executor=executor, executor_options=options, retries=args.retries,
+        gate=gate,
     )
     return 0

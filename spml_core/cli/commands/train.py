@@ -65,6 +65,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="warn about classes annotated in fewer events (runs of the label) than this (default 3)")
     t.add_argument("--fail-on-warning", action="store_true",
                    help="exit with an error when metrics.json has quality warnings (for CI); the bundle is still written")
+    from spml_core.cli.args import add_gate_arguments
+
+    # The gate is recorded in the bundle and guards its live use too, so training cannot switch it off here.
+    add_gate_arguments(t, "windows", allow_off=False)
     p.add_argument("--zip", action="store_true", help="also write BUNDLE_DIR.zip (for upload to the web app)")
     p.add_argument("--notes", default="", help="free text stored in the manifest")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
@@ -73,7 +77,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate and write the bundle."""
-    from spml_core.cli.args import feature_options, parse_options
+    from spml_core.cli.args import feature_options, gate_from_args, parse_options
     from spml_core.errors import SpmlError
     from spml_core.models.examples import DEFAULT_WINDOW, default_spec
     from spml_core.models.training import train
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
           split=args.split, n_splits=args.folds, search=args.search, seed=args.seed, zip_bundle=args.zip,
           notes=args.notes, quiet=args.quiet, background=args.background,
           reject_keep=None if args.no_reject else args.reject_keep, augment=augment_settings(args),
-          fail_on_warning=args.fail_on_warning, min_examples=args.min_examples, min_events=args.min_events)
+          fail_on_warning=args.fail_on_warning, min_examples=args.min_examples, min_events=args.min_events,
+          gate=gate_from_args(args))
     return 0
 
 
