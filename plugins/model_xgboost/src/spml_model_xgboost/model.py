@@ -26,8 +26,11 @@ from spml_core import (
 from spml_core.components import Model, Options
 from spml_core.errors import SpmlError
 
+from spml_model_xgboost.trees import TreeEnsemble, from_booster
+
 FITTED_FILE = "xgboost.json"
 SMALL_TABLE_CELLS = 2_000_000
+FAST_ROWS = 16  # up to this many rows, the numpy tree walk beats XGBoost's per-call set-up (trees.py)
 
 
 def _as_rows(X: Any) -> np.ndarray:
@@ -74,11 +77,21 @@ class _XGBBase(Model):
         X = _as_rows(X)
         if X.shape[1] != self.n_features_:
             raise SpmlError(f"model expects {self.n_features_} features per row, got {X.shape[1]}")
-        p = np.asarray(self.booster_.inplace_predict(X), dtype=np.float64)
+        trees = self._trees() if X.shape[0] <= FAST_ROWS else None
+        raw = trees.predict(X) if trees is not None else self.booster_.inplace_predict(X)
+        p = np.asarray(raw, dtype=np.float64)
         if len(self.classes_) == 2:
             p = p.reshape(-1)
             return np.column_stack([1.0 - p, p])
         return p.reshape(X.shape[0], len(self.classes_))
+
+    def _trees(self) -> TreeEnsemble | None:
+        # Built on the first small prediction (live windows), not at fit time: training never needs it.
+        booster, trees = self.__dict__.get("trees_", (None, None))
+        if booster is not self.booster_:  # first call, or refitted since
+            booster, trees = self.booster_, from_booster(self.booster_, self.n_features_)
+            self.__dict__["trees_"] = (booster, trees)
+        return trees
 
     importance_kind = "total gain (XGBoost), normalised to sum 1"
 
