@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _lean_clients import stream_cameras
 from _reference import EXAMPLE, ROOT, log, ref_python
 
 CACHE = ROOT / "build" / "live-bench"
@@ -266,24 +267,36 @@ class RssSampler(threading.Thread):
 
 
 def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "keypoints",
-                server: Server | None = None) -> dict[str, Any]:
-    """Stream from n clients at once (starts spread over one frame interval); latency, age, RSS, drops."""
+                server: Server | None = None, lean: bool = True) -> dict[str, Any]:
+    """Stream from n clients at once (starts spread over one frame interval); latency, age, RSS, drops.
+
+    ``lean``: keypoints go through the asyncio raw-WebSocket cameras (_lean_clients.py), which leave the
+    cores to the server; otherwise (and for JPEG frames) each client is a threaded python-socketio client.
+    """
     # The load generator's own full garbage collections (its heap holds every payload) would stall all
     # its sending threads at once and show up as server latency: keep them out of the measurement.
     gc.collect()
     gc.freeze()
     rss = RssSampler(server)
     rss0 = server.rss_mib() if server else float("nan")
-    clients = [StreamingClient(url, payloads, 0.0, event) for i in range(n)]
-    start = time.perf_counter() + 1.0
-    for i, c in enumerate(clients):
-        c.start_at = start + i / (FPS * n)
-    rss.start()
-    for c in clients:
-        c.start()
-    for c in clients:
-        c.join()
+    cpu0 = time.process_time()
+    expected = n * (len(payloads) - WINDOW + 1)
+    clients: list[Any]
+    if lean and event == "keypoints":
+        rss.start()
+        clients = stream_cameras(url, payloads, n, FPS, len(payloads) - WINDOW + 1)
+    else:
+        clients = [StreamingClient(url, payloads, 0.0, event) for i in range(n)]
+        start = time.perf_counter() + 1.0
+        for i, c in enumerate(clients):
+            c.start_at = start + i / (FPS * n)
+        rss.start()
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
     rss.stop.set()
+    client_cpu_s = time.process_time() - cpu0
     rss.join()
     wall_s = len(payloads) / FPS
     server_ms, rtt_ms = [], []
@@ -292,7 +305,6 @@ def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "
         for t, d in c.got[skip:]:
             server_ms.append(d["latency_ms"])
             rtt_ms.append((t - c.sent[d["frame"]]) * 1000.0)
-    expected = n * (len(payloads) - WINDOW + 1)
     got = sum(len(c.got) for c in clients)
     rtt = np.asarray(rtt_ms) if rtt_ms else np.asarray([float("nan")])
     samples = rss.samples or [rss0]
@@ -305,6 +317,7 @@ def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "
         # A prediction's age when it arrives: from the client's send of its frame to its receipt.
         "age_max": float(np.max(rtt)), "age_over_150ms": int((rtt > 150.0).sum()),
         "predictions_per_client_s": got / max(n * wall_s, 1e-9),
+        "load_generator_cpu_s": client_cpu_s,
         "rss_start_mib": rss0, "rss_peak_mib": max(samples), "rss_end_mib": samples[-1],
     }
 
@@ -431,6 +444,7 @@ def fmt(r: dict[str, Any]) -> str:
             f"{r['predictions']}/{r['expected']} predictions, {r['late_sends']} late sends"
             + (f" | server CPU {r['server_cpu_s']:.2f} s" if "server_cpu_s" in r else "")
             + (f" ({r['cpu_ms_per_prediction']:.2f} ms/prediction)" if "cpu_ms_per_prediction" in r else "")
+            + (f", load generator CPU {r['load_generator_cpu_s']:.2f} s" if "load_generator_cpu_s" in r else "")
             + (f"\n      age max {r['age_max']:.0f} ms, {r['age_over_150ms']} older than 150 ms | "
                f"{r['dropped_sessions']} dropped sessions | RSS {r['rss_start_mib']:.0f} -> peak "
                f"{r['rss_peak_mib']:.0f} -> {r['rss_end_mib']:.0f} MiB" if "age_max" in r else ""))
@@ -491,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stream for S seconds per run (soak; the video is looped); overrides --loops")
     parser.add_argument("--workers", type=int, default=1, help="spml serve --workers N (default 1)")
     parser.add_argument("--compact", action="store_true", help="send landmarks in the compact base64 float32 form")
+    parser.add_argument("--sio-clients", action="store_true",
+                        help="load generator: threaded python-socketio clients instead of the lean asyncio ones")
     parser.add_argument("--no-ref", action="store_true", help="skip StreamPoseML 0.3.1")
     parser.add_argument("--ref-frames", type=int, default=150, help="frames timed on StreamPoseML (default 150)")
     parser.add_argument("--frames-mode", action="store_true", help="also stream JPEG frames (server-side pose), 1 client")
@@ -523,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in [int(c) for c in args.clients.split(",") if c]:
             cpu0 = server.cpu_s()
-            r = run_clients(server.url, payloads, n, server=server)
+            r = run_clients(server.url, payloads, n, server=server, lean=not args.sio_clients)
             r["server_cpu_s"] = server.cpu_s() - cpu0
             r["cpu_ms_per_prediction"] = r["server_cpu_s"] * 1000.0 / max(r["predictions"], 1)
             results["runs"].append(r)
