@@ -91,8 +91,16 @@ def test_a_recorded_session_folder(server: BackgroundServer, recorder: Any, exam
     np.testing.assert_allclose(loaded.xyzv, seq.xyzv[:120], atol=1e-6, equal_nan=True)
     np.testing.assert_array_equal(loaded.frame_index, seq.frame_index[:120])
     assert loaded.estimator.name == "mediapipe" and loaded.estimator.options["model"] == "lite"
+    # The page's pose, recorded as completely as offline extraction records its estimator.
+    from spml_core import SmoothingOptions
+
+    assert loaded.estimator.version.startswith("@mediapipe/tasks-vision ")
+    assert "pose_landmarker_lite.task@" in loaded.estimator.version
+    assert loaded.estimator.options == {"model": "lite", "where": "browser",
+                                        "smoothing": SmoothingOptions().model_dump(mode="json")}
     assert loaded.name == "example_video"
     meta = json.loads((folder / "session.json").read_text())
+    assert meta["pose_estimator"] == loaded.estimator.model_dump() and "page_estimator" not in meta
     assert meta["model"]["name"] == "steps" and len(meta["model"]["bundle_id"]) == 16
     assert meta["model"]["classes"] == ["Left Step", "Right Step"] and meta["pose"]["where"] == "browser"
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
@@ -196,3 +204,50 @@ def test_record_every_session_and_evaluate_it(make_app: Any, recorder: Any, exam
     assert len(table) == example_keypoints.n_frames
     assert sorted(p.name for p in pred.glob("*.predictions.parquet")) == sorted(
         f"{d.name}.predictions.parquet" for d in folder.parent.iterdir() if (d / "keypoints.parquet").exists())
+
+
+def test_server_side_pose_records_the_servers_estimator(make_app: Any, recorder: Any, example_video: Path,
+                                                        tmp_path: Path) -> None:
+    """Frames sent as JPEG (server-side pose): the keypoints file names the server's estimator, its model
+    (not the page's picker), version and smoothing, and holds the landmarks the server sent back."""
+    import cv2
+    from spml_core import load_keypoints
+
+    cap = cv2.VideoCapture(str(example_video))
+    jpegs = []
+    while len(jpegs) < 12:
+        ok, bgr = cap.read()
+        assert ok
+        jpegs.append(cv2.imencode(".jpg", cv2.resize(bgr, (640, 360)))[1].tobytes())
+    cap.release()
+    with BackgroundServer(make_app(sessions_dir=tmp_path / "sessions", pose_model="lite")) as srv:
+        rec = recorder(srv.url)
+        rec.wait_for("hello")
+        rec.client.emit("record", {"on": True, "source": "example_video.webm", "pose_model": "heavy",
+                                   "pose_where": "server"})
+        started = rec.wait_for("recording")[0]
+        assert started["session"]["pose"] == {"estimator": "mediapipe", "model": "lite", "where": "server"}
+        for i, data in enumerate(jpegs):
+            rec.client.emit("frame", {"frame": i, "t_ms": i * 33.4, "image": data})
+            rec.wait_for("pose", where=lambda p, f=i: p["frame"] == f, timeout=60)
+        rec.client.emit("record", {"on": False})
+        done = rec.wait_for("recording", 2, timeout=30)[1]
+    folder = tmp_path / "sessions" / done["id"]
+    loaded = load_keypoints(folder / "keypoints.parquet")
+    est = loaded.estimator
+    assert est.name == "mediapipe" and est.version.startswith("mediapipe ") and "lite" in est.version
+    assert est.options["model"] == "lite" and est.options["where"] == "server"
+    assert est.options["smoothing"]["enabled"] is True  # the server estimator's own One Euro settings
+    poses = {p["frame"]: p for p in rec.of("pose")}
+    assert loaded.n_frames == len(jpegs) and (loaded.width, loaded.height) == (640, 360)
+    seen = [i for i in range(len(jpegs)) if poses[i]["landmarks"] is not None]
+    assert len(seen) >= 6  # the person is found in most frames
+    for i in seen:
+        np.testing.assert_allclose(loaded.xyzv[i], np.asarray(poses[i]["landmarks"]), atol=1e-6)
+    meta = json.loads((folder / "session.json").read_text())
+    assert meta["pose_estimator"] == est.model_dump() and "pose_frames" not in meta
+    # Training on this session copies the estimator into a bundle: features.pose names the server's model.
+    from spml_core.datasets.pose_info import bundle_pose
+
+    pose, warnings = bundle_pose({"session": est.model_dump()})
+    assert pose is not None and pose["model"] == "lite" and "where" not in pose["options"] and not warnings

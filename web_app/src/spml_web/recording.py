@@ -100,17 +100,28 @@ class SessionRecorder:
         self.rows: list[np.ndarray] = []
         self.size: tuple[int, int] = (0, 0)
         self.counts = {"frames": 0, "predictions": 0, "actions": 0}
+        # Frames by where pose ran: the page's keypoints, or the server's estimator (recorded once).
+        self.pose_frames = {"browser": 0, "server": 0}
+        self.server_estimator: dict[str, Any] | None = None
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=False)
         self._events: IO[str] | None = open(folder / EVENTS_FILE, "a", encoding="utf-8")
         self._write_summary()
 
     # -- while recording -----------------------------------------------------------------
-    def frame(self, frame: int, t_ms: float, xyzv: np.ndarray, width: int | None, height: int | None) -> None:
-        """One frame of keypoints as the server received it (NaN rows: no person)."""
+    def frame(self, frame: int, t_ms: float, xyzv: np.ndarray, width: int | None, height: int | None,
+              estimator: Any = None) -> None:
+        """One frame of keypoints as the server received it (NaN rows: no person); ``estimator`` is the
+        server-side pose estimator that made them (None: the page's pose)."""
         with self._lock:
             if self._events is None:
                 return
+            if estimator is None:
+                self.pose_frames["browser"] += 1
+            else:
+                self.pose_frames["server"] += 1
+                if self.server_estimator is None:
+                    self.server_estimator = estimator_record(estimator)
             self.frames.append(frame)
             self.times.append(t_ms)
             self.rows.append(np.asarray(xyzv, dtype=np.float32))
@@ -148,18 +159,33 @@ class SessionRecorder:
             xyzv = np.stack(self.rows) if n else np.zeros((0, 33, 4), np.float32)
             times = np.asarray(self.times, dtype=np.float64)
             fps = float((n - 1) / ((times[-1] - times[0]) / 1000.0)) if n > 1 and times[-1] > times[0] else 0.0
-            pose = self.info.get("pose") or {}
+            estimator = self._estimator()
             seq = PoseSequence(
                 xyzv=xyzv, frame_index=np.asarray(self.frames, dtype=np.int64), timestamps_ms=times,
                 fps=fps, width=self.size[0], height=self.size[1],
                 source={"path": self.info.get("source_name") or f"{self.id}.webm", "sha256": ""},
-                estimator={"name": str(pose.get("estimator") or "mediapipe"),
-                           "options": {"model": pose.get("model"), "where": pose.get("where")}},
+                estimator=estimator,
             )
+            self.info["pose_estimator"] = estimator
+            if all(self.pose_frames.values()):
+                # The page switched between its own and server-side pose while recording: say so.
+                self.info["pose_frames"] = dict(self.pose_frames)
             seq.save(self.folder / KEYPOINTS_FILE)
             self.rows = []  # the file holds them now
             self._write_summary()
             return self.summary()
+
+    def _estimator(self) -> dict[str, Any]:
+        """The estimator record of the keypoints file: where most frames' pose ran, as completely as known."""
+        pose = self.info.get("pose") or {}
+        if self.server_estimator is not None and self.pose_frames["server"] > self.pose_frames["browser"]:
+            return self.server_estimator
+        page = self.info.get("page_estimator")
+        if isinstance(page, dict) and page.get("name"):
+            return page
+        # A recorder started without the page's record (older callers): what session.json says.
+        return {"name": str(pose.get("estimator") or "mediapipe"),
+                "options": {"model": pose.get("model"), "where": pose.get("where")}}
 
     @property
     def active(self) -> bool:
@@ -179,7 +205,7 @@ class SessionRecorder:
             "width": self.size[0],
             "height": self.size[1],
             **self.counts,
-            **self.info,
+            **{k: v for k, v in self.info.items() if k != "page_estimator"},  # that one goes in the keypoints
             "files": {"keypoints": KEYPOINTS_FILE, "events": EVENTS_FILE,
                       "video": VIDEO_FILE if (self.folder / VIDEO_FILE).exists() else None},
         }
@@ -187,6 +213,18 @@ class SessionRecorder:
     def _write_summary(self) -> None:
         data = json.dumps(self.summary(), indent=2, default=_json_default).encode()
         write_bytes_atomic(self.folder / SESSION_FILE, data)
+
+
+def estimator_record(estimator: Any) -> dict[str, Any]:
+    """A server-side pose estimator as keypoint files record it: name, version (model file), options."""
+    options = getattr(estimator, "options", None)
+    opts = options.model_dump(mode="json") if hasattr(options, "model_dump") else {}
+    try:
+        version = str(estimator.version())
+    except Exception:  # a version that cannot be read must not lose the recording
+        version = ""
+    return {"name": str(getattr(estimator, "name", "") or "unknown"), "version": version,
+            "options": {**opts, "where": "server"}}
 
 
 def _json_default(value: Any) -> Any:

@@ -4,16 +4,22 @@ the keypoints for replay, and the page's WebM upload (docs/web_app.md, "Recordin
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, jsonify, request
 from flask_socketio import SocketIO, emit
 
+from spml_core import SmoothingOptions
 from spml_core import __version__ as core_version
 from spml_web import __version__
+from spml_web.http_routes import pose_model_files
 from spml_web.protocol import ProtocolError, parse_record
 from spml_web.recording import RecordingError, bundle_id, source_name
+from spml_web.vendor import vendor_status
 
 if TYPE_CHECKING:
     from spml_web.state import WebState
@@ -38,12 +44,47 @@ def start_recording(st: WebState, session: LiveSession, source: str | None = Non
                     pose_model: str | None = None, pose_where: str | None = None) -> None:
     """Open a new session folder for this connection (the previous recording, if any, is finished)."""
     finish_recording(session)
+    where = pose_where or "browser"
+    if where == "server":  # server-side pose runs the server's model, whatever the page's picker shows
+        pose = {"estimator": st.config.pose_estimator, "model": st.config.pose_model, "where": "server"}
+    else:
+        pose = {"estimator": "mediapipe", "model": pose_model or st.config.pose_model, "where": where}
     info = {"model": model_record(st, session), "source": source, "source_name": source_name(source),
-            "pose": {"estimator": st.config.pose_estimator, "model": pose_model or st.config.pose_model,
-                     "where": pose_where or "browser"},
+            "pose": pose, "page_estimator": page_estimator(st, pose["model"]),
             "server": {"version": __version__, "spml_core": core_version}}
     session.recorder = st.archive.start(info)
     emit("recording", {"on": True, "id": session.recorder.id, "session": session.recorder.summary()})
+
+
+def page_estimator(st: WebState, model: str) -> dict[str, Any]:
+    """The page's in-browser pose as keypoint files record an estimator: MediaPipe Tasks for Web with
+    the server's model file (name and SHA-256 prefix), and the One Euro smoothing the page applies."""
+    tasks = vendor_status()["versions"].get("@mediapipe/tasks-vision")  # type: ignore[union-attr]
+    path = pose_model_files(st.registry).get(model)
+    version = f"@mediapipe/tasks-vision {tasks or 'unknown'} (browser)"
+    if path is not None:
+        version += f"; {path.name}@{_digest(path)}"
+    # app.js applies smoothing.js's OneEuroFilter with the core defaults to every landmark it sends.
+    return {"name": "mediapipe", "version": version,
+            "options": {"model": model, "smoothing": SmoothingOptions().model_dump(mode="json"), "where": "browser"}}
+
+
+@functools.lru_cache(maxsize=8)
+def _digest_of(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def _digest(path: Path) -> str:
+    """First 12 hex digits of the file's SHA-256 (as the offline estimator names its model file), cached."""
+    try:
+        st = path.stat()
+        return _digest_of(str(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return "unreadable"
 
 
 def finish_recording(session: LiveSession) -> None:
