@@ -266,7 +266,7 @@ def register_socket(socketio: SocketIO) -> None:
         height, width = rgb.shape[:2]
         recorder = session.recorder
         if recorder is not None:
-            recorder.frame(msg.frame, msg.t_ms, xyzv, width, height)
+            recorder.frame(msg.frame, msg.t_ms, xyzv, width, height, estimator=session.estimator)
         person = not bool(_isnan_all(xyzv))
         st.socketio.emit("pose", {"frame": msg.frame, "t_ms": msg.t_ms, "width": width, "height": height,
                       "landmarks": xyzv.tolist() if person else None,
