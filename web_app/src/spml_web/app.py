@@ -94,7 +94,7 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
         # Socket.IO handlers never touch the Flask session; skipping its per-event copy saves CPU.
         manage_session=False,
     )
-    limit_websocket_messages(socketio.server.eio, cfg.max_message_bytes)
+    limit_websocket_messages(socketio.server.eio, cfg.max_message_bytes, cfg.max_age_ms)
     # Outermost, so the Socket.IO handshake is checked too (DNS rebinding, access token).
     guard = HostGuard(app.wsgi_app, cfg.allowed_hosts, cfg.access_token)
     app.wsgi_app = guard  # type: ignore[method-assign]

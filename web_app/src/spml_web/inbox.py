@@ -40,6 +40,7 @@ class Inbox:
         self._cond = threading.Condition()
         self._closed = False
         self._overflow: list[Item] = []
+        self._woken = threading.Event()
         self.dropped = 0
 
     def put(self, event: str, msg: Any, received: float | None = None) -> None:
@@ -51,8 +52,8 @@ class Inbox:
             self._items.append(item)
             while len(self._items) > self.capacity:
                 self._overflow.append(self._items.popleft())
-            # No notify: the handler that queued it drains it at once when the session is idle; the
-            # worker only polls for frames left waiting (live_worker.py).
+            # No notify: the handler that queued it drains it at once when the session is idle, and
+            # wakes the worker only when it cannot (live_worker.py).
 
     def take(self, timeout: float | None = None) -> tuple[Item | None, list[Item]]:
         """(the next fresh frame or None, the frames dropped as late since the last take).
@@ -70,17 +71,16 @@ class Inbox:
             self.dropped += len(late)
             return item, late
 
-    def oldest_age_ms(self) -> float:
-        """Age of the oldest queued frame (0 when empty)."""
-        with self._cond:
-            items = self._overflow or list(self._items)[:1]
-            return items[0].age_ms() if items else 0.0
 
-    def wait(self, timeout: float) -> None:
-        """Sleep ``timeout`` seconds (the worker's poll), returning at once when the inbox is closed."""
-        with self._cond:
-            if not self._closed:
-                self._cond.wait(timeout)
+    def wake(self) -> None:
+        """Tell the worker a frame is waiting for it."""
+        self._woken.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until wake() or close() (True), or ``timeout`` seconds pass (False)."""
+        woken = self._woken.wait(timeout)
+        self._woken.clear()
+        return woken
 
     def clear(self) -> int:
         """Forget every queued frame (a stream ended or restarted); how many there were."""
@@ -97,6 +97,7 @@ class Inbox:
             self._items.clear()
             self._overflow = []
             self._cond.notify_all()
+        self._woken.set()
 
     @property
     def closed(self) -> bool:

@@ -1,4 +1,4 @@
-"""A hard size limit on WebSocket messages, enforced while reading.
+"""A hard size limit on WebSocket messages, enforced while reading; late keypoints shed unread.
 
 Engine.IO checks ``max_http_buffer_size`` only after a whole WebSocket message has been
 buffered, so one client could make the server hold any amount of memory. simple-websocket can
@@ -13,31 +13,62 @@ the ping timeout.
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
+import simple_websocket
 from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from simple_websocket import ConnectionClosed
+
+from spml_web.arrival import StampedBuffer, current, is_sheddable
 
 POLL_S = 1.0
 
 
 class BoundedWebSocket(SimpleWebSocketWSGI):
-    """Engine.IO's threading WebSocket wrapper, with a read-time size limit that always ends cleanly."""
+    """Engine.IO's threading WebSocket wrapper, with a read-time size limit that always ends cleanly, and
+    keypoints frames older than ``max_age_ms`` shed before they are parsed (arrival.py)."""
+
+    def __init__(self, handler: Any, server: Any, max_age_ms: float | None = None, **kwargs: Any) -> None:
+        super().__init__(handler, server, **kwargs)
+        self.max_age_s = max_age_ms / 1000.0 if max_age_ms else None
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        """SimpleWebSocketWSGI.__call__, with the stamped input buffer in place before any message arrives."""
+        self.ws = simple_websocket.Server(environ, **self.server_args)
+        # The client speaks only after the server's Engine.IO open packet, sent by the handler below.
+        self.ws.input_buffer = self.buffer = StampedBuffer()
+        ret = self.app(self)
+        if self.ws.mode == "gunicorn":
+            raise StopIteration()
+        if self.ws.mode == "werkzeug":
+            raise ConnectionError()
+        return ret
 
     def wait(self) -> Any:
         """The next message, or None once the connection is closed."""
+        arrival = current()
         while True:
             try:
                 data = self.ws.receive(timeout=POLL_S)
             except ConnectionClosed:
                 return None
-            if data is not None:
-                return data
-            if not self.ws.connected:
-                return None
+            if data is None:
+                if not self.ws.connected:
+                    return None
+                continue
+            received = self.buffer.popped_at
+            age_s = time.perf_counter() - received
+            if self.max_age_s is not None and age_s > self.max_age_s and is_sheddable(data):
+                arrival.shed.add(data, age_s * 1000.0)
+                continue
+            arrival.received = received
+            return data
 
 
-def limit_websocket_messages(eio: Any, max_bytes: int) -> None:
-    """Make an Engine.IO server (threading mode) refuse WebSocket messages over max_bytes while reading."""
+def limit_websocket_messages(eio: Any, max_bytes: int, max_age_ms: float | None = None) -> None:
+    """Make an Engine.IO server (threading mode) refuse WebSocket messages over max_bytes while reading,
+    and shed keypoints events that waited longer than max_age_ms in the socket's buffer."""
     if "websocket" in eio._async:
-        eio._async = {**eio._async, "websocket": functools.partial(BoundedWebSocket, max_message_size=max_bytes)}
+        eio._async = {**eio._async, "websocket": functools.partial(BoundedWebSocket, max_message_size=max_bytes,
+                                                                    max_age_ms=max_age_ms)}

@@ -22,8 +22,7 @@ from spml_web.sessions import LiveSession
 log = logging.getLogger("spml_web")
 
 Process = Callable[[LiveSession, Item], None]
-POLL_S = 0.02
-LEFT_WAITING_MS = 15.0
+WAKE_S = 1.0  # a safety net only: the worker is woken when a frame is left waiting
 
 
 def start_worker(app: Any, socketio: Any, session: LiveSession, process: Process) -> threading.Thread:
@@ -42,10 +41,10 @@ def _run(app: Any, socketio: Any, session: LiveSession, process: Process) -> Non
 def _loop(socketio: Any, session: LiveSession, process: Process) -> None:
     inbox = session.inbox
     while not inbox.closed:
-        inbox.wait(timeout=POLL_S)  # returns at once on close()
-        # Frames are drained by the handler that queued them when the session is idle; the worker
-        # takes only those left waiting (the session was busy), so it never races a handler.
-        if not inbox.closed and inbox.oldest_age_ms() > LEFT_WAITING_MS:
+        # Frames are drained by the handler that queued them when the session is idle; the worker is
+        # woken only for those left waiting (another thread held the session), so idle sessions cost
+        # nothing and a busy server is not woken 50 times a second per session.
+        if inbox.wait(timeout=WAKE_S) and not inbox.closed:
             with session.lock:
                 drain(socketio, session, process)
 
@@ -63,6 +62,8 @@ def submit(socketio: Any, session: LiveSession, process: Process, event: str, ms
             drain(socketio, session, process)
         finally:
             session.lock.release()
+    else:
+        session.inbox.wake()  # the worker takes it once the session is free
 
 
 def drain(socketio: Any, session: LiveSession, process: Process) -> None:

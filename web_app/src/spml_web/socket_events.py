@@ -13,6 +13,7 @@ from flask_socketio import SocketIO, emit
 from spml_core.errors import SpmlError
 
 from spml_web import __version__
+from spml_web.arrival import current
 from spml_web.catalog import CatalogError
 from spml_web.http_routes import client_limits
 from spml_web.inbox import Inbox, Item
@@ -213,10 +214,26 @@ def register_socket(socketio: SocketIO) -> None:
 
     register_recording_event(socketio, _guarded)
 
+    def _arrived() -> float:
+        """When this frame reached the server's socket (its handler's start without a WebSocket), after
+        telling the session about the frames shed unread before it (arrival.py)."""
+        arrival = current()
+        received, arrival.received = arrival.received, None
+        shed = arrival.take_shed()
+        session = state().sessions.get(request.sid) if shed is not None else None
+        if shed is not None and session is not None:
+            with session.lock:
+                if shed.last_t_ms is not None:
+                    session.stale(shed.last_t_ms, shed.last_frame)
+            session.inbox.dropped += shed.count
+            emit("late", {"count": shed.count, "first_frame": shed.first_frame, "last_frame": shed.last_frame,
+                          "oldest_age_ms": round(shed.oldest_age_ms, 1), "max_age_ms": session.inbox.max_age_ms})
+        return received if received is not None else time.perf_counter()
+
     @socketio.on("keypoints")
     @_guarded("keypoints", locked=False)
     def on_keypoints(session: LiveSession, payload: Any = None) -> None:
-        t0 = time.perf_counter()
+        t0 = _arrived()
         if state().config.peer_compat and is_peer_payload(payload):
             payload = to_spml_keypoints(session, payload)  # StreamPoseML's client: docs/web_app.md
         msg = parse_keypoints(payload)
@@ -234,7 +251,7 @@ def register_socket(socketio: SocketIO) -> None:
     @socketio.on("frame")
     @_guarded("frame", locked=False)
     def on_frame(session: LiveSession, payload: Any = None) -> None:
-        t0 = time.perf_counter()
+        t0 = _arrived()
         st = state()
         msg = parse_frame(payload, st.config.max_frame_bytes)
         session.check_order(msg.frame, msg.t_ms, "frame")
