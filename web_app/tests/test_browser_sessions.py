@@ -120,6 +120,48 @@ def test_record_a_replay_download_it_and_replay_it(studio: Any, example_video: P
         page.close()
 
 
+def test_replay_speeds_keep_the_recorded_timing(studio: Any, example_keypoints: Any) -> None:
+    server, browser = studio
+    # A recorded session of 90 real frames (3 s at 30 fps), written by the server's own recorder.
+    archive = server.app.extensions["spml"].archive
+    recorder = archive.start({"model": None, "source": "speed-test", "source_name": "speed-test",
+                              "pose": {"estimator": "mediapipe", "model": "lite", "where": "browser"}})
+    seq = example_keypoints
+    for i in range(60, 150):
+        recorder.frame(int(seq.frame_index[i]), float(seq.timestamps_ms[i]), seq.xyzv[i], seq.width, seq.height)
+    recorder.close()
+    recorded_s = (seq.timestamps_ms[149] - seq.timestamps_ms[60]) / 1000
+    page = StudioPage(server, browser)
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        page.wait("window.spml.connected && window.spml.model === 'steps' && window.spml.sessions.length >= 1")
+        options = page.page.eval_on_selector_all("#replay-speed option", "els => els.map(e => e.value)")
+        assert options == ["0.5", "1", "2", "max"]
+        button = f"#sessions li[data-id='{recorder.id}'] button.replay"
+        for speed in ("2", "1", "0.5", "max"):
+            page.page.select_option("#replay-speed", speed)
+            page.page.evaluate("() => { window.spml.lastPrediction = null; }")
+            page.page.click(button)
+            page.wait(f"window.spml.replay && window.spml.replay.speed === '{speed}' && "
+                      "window.spml.replay.wallMs !== null", timeout_s=30)
+            page.wait("window.spml.lastPrediction !== null && window.spml.lastPrediction.input_fps != null")
+            runs[speed] = {**page.state()["replay"], "input_fps": page.state()["lastPrediction"]["input_fps"],
+                           "status": page.state()["lastPrediction"]["status"]}
+            time.sleep(0.5)  # the last answers arrive before the next replay resets the stream
+    finally:
+        page.close()
+    walls = {k: v["wallMs"] / 1000 for k, v in runs.items()}
+    for speed, run in runs.items():
+        assert run["sent"] == run["frames"] == 90, (speed, run)
+        # The server's time grid sees the recorded 30 fps at every speed, not the wall-clock rate.
+        assert 27 <= run["input_fps"] <= 33, (speed, run)
+    # Fixed speeds: never early (the frames are due at recorded time / speed); late only by timer slack.
+    for speed, factor in (("0.5", 0.5), ("1", 1.0), ("2", 2.0)):
+        assert recorded_s / factor * 0.97 <= walls[speed] <= recorded_s / factor + 1.5, walls
+    assert walls["max"] < walls["2"], walls  # the server answers a frame in milliseconds
+    assert runs["max"]["status"] != "too_slow", runs["max"]
+
+
 def test_model_details_and_none_stops_classification(studio: Any) -> None:
     server, browser = studio
     page = StudioPage(server, browser)
@@ -258,12 +300,108 @@ def test_bluetooth_panel_says_what_is_missing(studio: Any) -> None:
     page = StudioPage(server, browser)
     try:
         page.page.wait_for_function("() => window.spmlBluetooth && window.spml.connected")
+        if page.page.evaluate("() => navigator.bluetooth.getAvailability()") is False:
+            # Chromium's own answer here: the panel says so before any click.
+            page.page.wait_for_function("() => window.spmlBluetooth.status === 'adapter-off'", timeout=15000)
         page.page.click("#bt-connect")  # requestDevice needs a user gesture
         try:
             page.page.wait_for_function("() => window.spmlBluetooth.message.includes('adapter')", timeout=30000)
         except Exception:
             raise AssertionError(page.page.evaluate("() => [window.spmlBluetooth.status, window.spmlBluetooth.message]"))
-        assert "switched off" in page.page.evaluate("() => window.spmlBluetooth.message")
+        assert "adapter off" in page.page.evaluate("() => window.spmlBluetooth.message")
     finally:
         page.close()
         browser.close()
+
+
+def _bluetooth_panel(browser: Any, url: str, init_script: str | None = None, **context: Any) -> Any:
+    """A fresh page at url (its own context), optionally with a script run before the page's own."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, **context)
+    if init_script:
+        ctx.add_init_script(init_script)
+    page = ctx.new_page()
+    page.goto(url)
+    page.wait_for_function("() => window.spmlBluetooth && window.spml && window.spml.connected", timeout=60000)
+    return page
+
+
+def _panel(page: Any) -> tuple[str, str]:
+    return page.evaluate("() => [window.spmlBluetooth.status, window.spmlBluetooth.message]")
+
+
+# The adapter cannot be switched off on this machine, and requestDevice's permission prompt cannot be
+# answered in headless Chromium: these scripts stand in for the browser's own navigator.bluetooth answers.
+ADAPTER_OFF = """
+  if (navigator.bluetooth) {
+    Bluetooth.prototype.getAvailability = () => Promise.resolve(false);
+  }
+"""
+DENIED = """
+  if (navigator.bluetooth) {
+    Bluetooth.prototype.getAvailability = () => Promise.resolve(true);
+    Bluetooth.prototype.requestDevice = () => Promise.reject(new DOMException(
+      window.__denyAs === "SecurityError" ? "Origin is not allowed to access Bluetooth." :
+      "User denied the browser permission to scan for Bluetooth devices.", window.__denyAs || "NotAllowedError"));
+  }
+"""
+
+
+def test_bluetooth_panel_tells_each_missing_piece_apart(studio: Any) -> None:
+    from spml_web import create_app
+    from spml_web.server import BackgroundServer
+
+    server, studio_browser = studio
+    seen: dict[str, tuple[str, str]] = {}
+    # Not a secure context: the same app reached by a name that is not localhost, over http.
+    lan = create_app({"allowed_hosts": ["spml-lab.test"]})
+    with BackgroundServer(lan) as lan_server:
+        port = lan_server.url.rsplit(":", 1)[1]
+        browser = studio_browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            *CHROMIUM_ARGS, "--host-resolver-rules=MAP spml-lab.test 127.0.0.1"])
+        try:
+            page = _bluetooth_panel(browser, f"http://spml-lab.test:{port}/")
+            assert page.evaluate("() => window.isSecureContext") is False
+            seen["insecure"] = _panel(page)
+            assert page.is_disabled("#bt-connect")
+        finally:
+            browser.close()
+    # API absent: a browser without Web Bluetooth at all (its user agent is not Chromium's).
+    args = [a for a in CHROMIUM_ARGS if a != "--enable-features=WebBluetooth"]
+    browser = studio_browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+    try:
+        page = _bluetooth_panel(browser, server.url, user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
+                                "Gecko/20100101 Firefox/128.0")
+        seen["absent"] = _panel(page)
+    finally:
+        browser.close()
+    # Adapter off, then on again (availabilitychanged), and permission denied both ways.
+    browser = studio_browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    try:
+        page = _bluetooth_panel(browser, server.url, ADAPTER_OFF)
+        page.wait_for_function("() => window.spmlBluetooth.status === 'adapter-off'", timeout=15000)
+        seen["adapter-off"] = _panel(page)
+        page.evaluate("""() => { const e = new Event('availabilitychanged'); e.value = true;
+                                 navigator.bluetooth.dispatchEvent(e); }""")
+        page.wait_for_function("() => window.spmlBluetooth.status === 'disconnected'", timeout=15000)
+        assert "adapter on" in _panel(page)[1]
+        for deny_as in ("NotAllowedError", "SecurityError"):
+            page = _bluetooth_panel(browser, server.url, DENIED + f"window.__denyAs = {deny_as!r};")
+            page.click("#bt-connect")
+            page.wait_for_function("() => window.spmlBluetooth.status === 'denied'", timeout=15000)
+            seen[deny_as] = _panel(page)
+            assert page.is_enabled("#bt-connect")  # the user can allow it and try again
+            if deny_as == "NotAllowedError":
+                PANELS.mkdir(parents=True, exist_ok=True)
+                page.locator("#bluetooth-card").screenshot(path=str(PANELS / "bluetooth-denied.png"))
+    finally:
+        browser.close()
+    status = {k: v[0] for k, v in seen.items()}
+    assert status == {"insecure": "insecure", "absent": "unsupported", "adapter-off": "adapter-off",
+                      "NotAllowedError": "denied", "SecurityError": "denied"}, seen
+    assert "not a secure context" in seen["insecure"][1] and "http://spml-lab.test" in seen["insecure"][1]
+    assert "no Web Bluetooth" in seen["absent"][1] and "secure" not in seen["absent"][1]
+    assert "adapter off" in seen["adapter-off"][1]
+    assert seen["NotAllowedError"][1].startswith("permission denied (User denied")
+    assert seen["SecurityError"][1].startswith("permission denied by the browser's security policy")
+    messages = [v[1] for v in seen.values()]
+    assert len(set(messages)) == len(messages), messages

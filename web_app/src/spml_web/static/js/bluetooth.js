@@ -51,16 +51,35 @@ export function bluetoothProblem(env) {
   return "this browser has no Web Bluetooth: use Chrome or Edge";
 }
 
+/** The panel's status for a Web Bluetooth problem found before any device is asked for. */
+export function problemStatus(env) {
+  return env.secure ? "unsupported" : "insecure";
+}
+
+export const ADAPTER_OFF = "Bluetooth adapter off (or no adapter): switch it on (Linux: bluetoothctl power on); " +
+  "the panel notices when it comes on";
+
+/** The panel's status after a requestDevice/connect failure: denied, adapter-off or disconnected. */
+export function errorStatus(err) {
+  const name = err && err.name;
+  if (name === "NotAllowedError" || name === "SecurityError") return "denied";
+  if (name === "NotFoundError" && /adapter/i.test(err.message)) return "adapter-off";
+  return "disconnected";
+}
+
 /** A requestDevice/connect failure in words: permission denied, chooser cancelled, adapter off. */
 export function explainBluetoothError(err) {
   const name = err && err.name;
-  if (name === "NotAllowedError" || name === "SecurityError") {
-    return `permission denied (${err.message}): allow Bluetooth for this site, or pick a device in the chooser`;
+  if (name === "NotAllowedError") {
+    return `permission denied (${err.message}): allow Bluetooth for this site (the lock icon next to the address), ` +
+      "then connect again";
+  }
+  if (name === "SecurityError") {
+    return `permission denied by the browser's security policy (${err.message}): the site's settings or a ` +
+      "Permissions-Policy block Bluetooth here";
   }
   if (name === "NotFoundError") {
-    if (/adapter/i.test(err.message)) {
-      return "no Bluetooth adapter, or it is switched off: switch it on (Linux: bluetoothctl power on)";
-    }
+    if (/adapter/i.test(err.message)) return ADAPTER_OFF;
     return /cancel/i.test(err.message)
       ? "no device chosen: the chooser was closed"
       : `no matching device found (${err.message}): is it on, in range and advertising the service?`;
@@ -176,19 +195,28 @@ export function createBluetoothPanel(container, socket, options = {}) {
     userAgent: typeof navigator !== "undefined" ? navigator.userAgent : "",
     host: typeof location !== "undefined" ? location.host : "",
   });
+  // Each missing piece has its own status and words: insecure, unsupported (API absent or switched
+  // off), adapter-off (getAvailability false), denied (requestDevice refused by the user or policy).
+  // Connect stays enabled with the adapter off: getAvailability is a hint, requestDevice the answer.
+  function onAvailability(available) {
+    state.available = available;
+    if (!available && state.status !== "connected") {
+      setStatus("adapter-off", ADAPTER_OFF, "dot-off");
+    } else if (available && state.status === "adapter-off") {
+      setStatus("disconnected", "Bluetooth adapter on: connect a device", "dot-off");
+    }
+  }
+
   if (problem) {
     state.supported = false;
-    setStatus("unsupported", problem, "dot-off");
+    setStatus(problemStatus({ secure: typeof window !== "undefined" && window.isSecureContext }), problem, "dot-off");
     connectBtn.disabled = true;
   } else if (bluetooth && bluetooth.getAvailability) {
     // The API is there; an adapter that is absent or switched off is the next thing that can be missing.
-    bluetooth.getAvailability().then((available) => {
-      state.available = available;
-      if (!available && state.status !== "connected") {
-        setStatus("unavailable", "no Bluetooth adapter, or it is switched off: switch it on " +
-          "(Linux: bluetoothctl power on) and reload the page", "dot-off");
-      }
-    }).catch(() => {});
+    bluetooth.getAvailability().then(onAvailability).catch(() => {});
+    if (bluetooth.addEventListener) {
+      bluetooth.addEventListener("availabilitychanged", (event) => onAvailability(Boolean(event.value)));
+    }
   }
 
   async function connectGatt() {
@@ -228,7 +256,8 @@ export function createBluetoothPanel(container, socket, options = {}) {
     try {
       device = await bluetooth.requestDevice({ filters: [filter], optionalServices: [service] });
     } catch (err) {
-      setStatus("disconnected", explainBluetoothError(err), "dot-off");
+      setStatus(errorStatus(err), explainBluetoothError(err), "dot-off");
+      addLog(explainBluetoothError(err), "error");
       return;
     }
     userDisconnected = false;

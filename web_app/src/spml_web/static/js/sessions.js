@@ -1,5 +1,7 @@
 // The Sessions card: recorded session folders on the server, each downloadable as one zip and
-// replayable through the current model (GET /api/sessions; docs/web_app.md, "Recording sessions").
+// replayable through the current model at a chosen speed (GET /api/sessions; docs/web_app.md,
+// "Recording sessions").
+import { SPEEDS } from "/static/js/replay.js";
 
 export function createSessionsPanel(card, { replay, log }) {
   card.replaceChildren();
@@ -11,7 +13,14 @@ export function createSessionsPanel(card, { replay, log }) {
   const list = document.createElement("ul");
   list.id = "sessions";
   list.className = "sessions";
-  card.append(title, note, list);
+  const speed = document.createElement("select");
+  speed.id = "replay-speed";
+  for (const [value, text] of SPEEDS) speed.add(new Option(text, value));
+  speed.value = "1";
+  const speedLabel = document.createElement("label");
+  speedLabel.className = "small";
+  speedLabel.append("Replay speed ", speed);
+  card.append(title, note, speedLabel, list);
   let enabled = false;
 
   function row(s) {
