@@ -15,7 +15,11 @@ Per frame the page records (epoch ms, one machine, one clock): the camera's capt
 sent, the prediction's arrival. Stages, each p50/p95:
 
   capture -> frame callback      the camera pipeline and the page's compositor
-  callback -> pose done          createImageBitmap + MediaPipe pose in the worker (and waiting for it)
+  callback -> pose done          createImageBitmap + MediaPipe pose in the worker (and waiting for it),
+    frame grab                   createImageBitmap of the video frame (downscaled to --pose-input-max)
+    wait before pose starts      the bitmap's transfer and the worker's queue
+    pose                         detectForVideo in the worker
+    worker -> page               the result message back and the page's smoothing
   sent -> prediction in page     Socket.IO there and back, the server's queue, features and model
     (of which server)            receipt of the keypoints to the emit of the prediction, on the server
   sent -> peripheral bytes       server path: the above one way, the decision layer, the BLE runner, bumble
@@ -26,13 +30,15 @@ sent, the prediction's arrival. Stages, each p50/p95:
 StreamPoseML's published closed loop took 2.24 s from capture to stimulus. Target here:
 p95 <= 100 ms at the pose rate this machine reaches.
 
-Run: .venv/bin/python benchmarks/e2e.py [--seconds 45] [--pose-model lite] [--json out.json]
+Run: .venv/bin/python benchmarks/e2e.py [--seconds 45] [--pose-model lite] [--camera 1280x720]
+     [--pose-input-max 640 (default 0: whole frames)] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -54,13 +60,14 @@ TARGET_P95_MS = 100.0
 PUBLISHED_MS = 2240.0  # StreamPoseML's closed loop, capture to stimulus
 
 
-def fake_camera() -> Path:
-    """The example video as a 640x360 30 fps MJPEG file (Chromium's fake camera loops it)."""
-    out = CACHE / "example_640x360.mjpeg"
+def fake_camera(size: str = "640x360") -> Path:
+    """The example video as a WxH 30 fps MJPEG file (Chromium's fake camera loops it)."""
+    width, height = (int(v) for v in size.split("x"))
+    out = CACHE / f"example_{width}x{height}.mjpeg"
     if not out.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(EXAMPLE / "example_video.webm"),
-                        "-vf", "scale=640:360", "-r", "30", "-q:v", "5", "-f", "mjpeg", str(out)], check=True)
+                        "-vf", f"scale={width}:{height}", "-r", "30", "-q:v", "5", "-f", "mjpeg", str(out)], check=True)
     return out
 
 
@@ -73,7 +80,8 @@ def stats(values: list[float]) -> dict[str, float]:
             "max": float(a.max())}
 
 
-def run(seconds: float, pose_model: str) -> dict[str, Any]:
+def run(seconds: float, pose_model: str, camera_size: str = "640x360",
+        pose_input_max: int | None = None) -> dict[str, Any]:
     """One session in Chromium; returns the per-stage figures."""
     from playwright.sync_api import sync_playwright
     from spml_actuator_ble.virtual import VirtualPeripheral
@@ -83,7 +91,7 @@ def run(seconds: float, pose_model: str) -> dict[str, Any]:
     from spml_web.server import BackgroundServer
 
     model = bundle(dataset(keypoints()))
-    camera = fake_camera()
+    camera = fake_camera(camera_size)
     actions = {"Left Step": "0a", "Right Step": "0b"}
     # min_bout 1: every change of class is an action, so a minute holds dozens of timed events.
     decisions = {"actions": actions, "off": "ff", "min_bout": 1}
@@ -109,7 +117,8 @@ def run(seconds: float, pose_model: str) -> dict[str, Any]:
                 f"--use-file-for-fake-video-capture={camera}", "--enable-features=WebBluetooth"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             device = EmulatedBleDevice(browser, page, "SPML-Page", SERVICE, CHARACTERISTIC)
-            page.goto(f"{server.url}/?timing")
+            query = "timing" if pose_input_max is None else f"timing&poseInputMax={pose_input_max}"
+            page.goto(f"{server.url}/?{query}")
             page.wait_for_function("() => window.spml && window.spml.workerReady && window.spml.connected "
                                    "&& window.spmlBluetooth && window.spmlBluetooth.targets.length", timeout=120000)
             page.select_option("#pose-model", pose_model)
@@ -133,7 +142,10 @@ def run(seconds: float, pose_model: str) -> dict[str, Any]:
         records = [json.loads(line) for line in (Path(tmp) / "logs" / "actions.jsonl").read_text().splitlines()]
         received = list(vp.received)
     timing = [t for t in timing if t.get("capture", 0) >= since]
-    return analyse(timing, writes, records, received, offset_ms, pose_fps, seconds)
+    result = analyse(timing, writes, records, received, offset_ms, pose_fps, seconds)
+    result["camera"] = camera_size
+    result["pose_input_max"] = pose_input_max or 0
+    return result
 
 
 def analyse(timing: list[dict[str, Any]], writes: list[dict[str, Any]], records: list[dict[str, Any]],
@@ -144,6 +156,12 @@ def analyse(timing: list[dict[str, Any]], writes: list[dict[str, Any]], records:
     stages: dict[str, list[float]] = {
         "capture -> frame callback": [t["callback"] - t["capture"] for t in framed],
         "callback -> pose done": [t["poseDone"] - t["callback"] for t in framed],
+        "  frame grab (createImageBitmap)": [t["grabbed"] - t["callback"] for t in framed if "grabbed" in t],
+        "  wait before pose starts": [t["poseStart"] - t["grabbed"] for t in framed
+                                      if "grabbed" in t and "poseStart" in t],
+        "  pose (detectForVideo)": [t["poseMs"] for t in framed if "poseMs" in t],
+        "  worker -> page (result message, smoothing)": [
+            t["poseDone"] - t["poseStart"] - t["poseMs"] for t in framed if "poseStart" in t and "poseMs" in t],
         "sent -> prediction in page": [t["predicted"] - t["sent"] for t in framed],
         "  (of which server)": [t["serverMs"] for t in framed if t.get("serverMs") is not None],
     }
@@ -176,7 +194,9 @@ def analyse(timing: list[dict[str, Any]], writes: list[dict[str, Any]], records:
 
 def report(result: dict[str, Any]) -> None:
     """Print the table, the dominant stage and the verdict."""
-    print(f"capture-to-actuation in headless Chromium: {result['seconds']:.0f} s, pose {result['pose_fps']:.1f} fps, "
+    frames = f"frames of at most {result['pose_input_max']} px" if result["pose_input_max"] else "whole frames"
+    print(f"capture-to-actuation in headless Chromium: camera {result['camera']}, the worker gets {frames}, "
+          f"{result['seconds']:.0f} s, pose {result['pose_fps']:.1f} fps, "
           f"{result['frames_timed']} frames timed (capture clock: {', '.join(result['capture_clock'])})")
     print(f"{'stage':<50} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, s in {**result["stages"], **result["totals"]}.items():
@@ -195,11 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=45.0, help="how long the camera runs (default 45)")
     parser.add_argument("--pose-model", default="lite", choices=("lite", "full", "heavy"))
+    parser.add_argument("--camera", default="640x360", help="the fake camera's frame size WxH (default 640x360)")
+    parser.add_argument("--pose-input-max", type=int, default=None,
+                        help="longest side of the frames the pose worker gets (default 0: whole frames, as the page)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    if not re.fullmatch(r"[1-9]\d{1,4}x[1-9]\d{1,4}", args.camera):
+        parser.error(f"--camera {args.camera!r}: give the frame size as WxH, e.g. 1280x720")
     if not CHROMIUM.exists() or shutil.which("ffmpeg") is None:
         raise SystemExit("needs /usr/bin/chromium and ffmpeg (scripts/install-system-deps.sh)")
-    result = run(args.seconds, args.pose_model)
+    result = run(args.seconds, args.pose_model, args.camera, args.pose_input_max)
     report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

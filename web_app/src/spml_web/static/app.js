@@ -6,6 +6,7 @@ import { drawPose, clearOverlay } from "/static/overlay.js";
 import { OneEuroFilter } from "/static/smoothing.js";
 import { createBluetoothPanel } from "/static/js/bluetooth.js";
 import { createSessionsPanel } from "/static/js/sessions.js";
+import { createPacer } from "/static/js/replay.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -308,6 +309,7 @@ function onPrediction(msg) {
   }
   state.predictions += 1;
   state.lastPrediction = msg;
+  if (replayPacer) replayPacer.answered(msg.frame);
   if (msg.status && msg.status !== state.lastStatus) {
     // Marks for what interrupts classes (no person, unknown, late...); warming up and ok are the normal course.
     if (!["ok", "warming_up"].includes(msg.status)) timeline.mark(msg.status.replace("_", " "), "status");
@@ -453,6 +455,10 @@ function startWorker() {
       log(`pose model ${$("pose-model").value} loaded in the page`);
     } else if (msg.type === "pose") {
       workerBusy = false;
+      if (timing) {
+        timeFrame(msg.frame, "poseStart", msg.startAt);
+        timeFrame(msg.frame, "poseMs", msg.ms);
+      }
       onPose(msg.frame, msg.t_ms, msg.landmarks);
     } else if (msg.type === "error") {
       workerBusy = false;
@@ -547,7 +553,8 @@ async function onVideoFrame(token, meta) {
           timeFrame(frame, "callback", epoch(performance.now()));
         }
         try {
-          const bitmap = await createImageBitmap(video);
+          const bitmap = await createImageBitmap(video, poseInputSize());
+          if (timing) timeFrame(frame, "grabbed", epoch(performance.now()));
           worker.postMessage({ type: "frame", bitmap, t_ms: tMs, frame }, [bitmap]);
         } catch (err) {
           workerBusy = false;
@@ -563,6 +570,20 @@ async function onVideoFrame(token, meta) {
     }
   }
   scheduleFrame(token);
+}
+
+// ?poseInputMax=N hands the worker frames downscaled to at most N px on the long side (landmarks stay
+// normalised 0..1 to the frame; the width/height sent are the camera's). Off by default: measured with
+// benchmarks/e2e.py --camera 1280x720 (docs/web_app.md), 640 px saved no time (the resize costs what
+// the smaller upload saves; the landmark model's inference dominates), and whole frames keep the
+// keypoints as close as possible to those extracted offline from full-size video.
+const POSE_INPUT_MAX = Number(new URLSearchParams(location.search).get("poseInputMax") ?? 0);
+
+function poseInputSize() {
+  const scale = POSE_INPUT_MAX / Math.max(video.videoWidth, video.videoHeight);
+  if (!(scale > 0 && scale < 1)) return undefined;
+  return { resizeWidth: Math.round(video.videoWidth * scale), resizeHeight: Math.round(video.videoHeight * scale),
+           resizeQuality: "low" };
 }
 
 function scheduleFrame(token) {
@@ -719,7 +740,11 @@ async function uploadVideo(id, blob) {
   sessionsPanel.refresh();
 }
 
-// A recorded session's keypoints through the current model, at the pace they were recorded.
+// The replay in progress (js/replay.js): told of each prediction, so "as fast as the server answers" can pace.
+let replayPacer = null;
+
+// A recorded session's keypoints through the current model, at the chosen speed (their recorded t_ms
+// unchanged, so the server's time grid sees the recorded timing).
 async function replaySession(id) {
   stopStream();
   const response = await fetch(`/api/sessions/${id}/keypoints`);
@@ -733,17 +758,24 @@ async function replaySession(id) {
     return;
   }
   log(`replaying session ${id} (${rec.frames.length} frames) through ${state.model || "no model"}`);
+  const speed = $("replay-speed") ? $("replay-speed").value : "1";
   beginStream("session", `session ${id}`);
   state.replayed = id;
   const token = loopToken;
-  const t0 = rec.frames[0].t_ms;
+  const pacer = createPacer(speed);
+  replayPacer = pacer;
   const start = performance.now();
+  state.replay = { id, speed, frames: rec.frames.length, sent: 0, wallMs: null,
+                   recordedMs: rec.frames[rec.frames.length - 1].t_ms - rec.frames[0].t_ms };
   for (const f of rec.frames) {
-    const due = start + (f.t_ms - t0);
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    if (token !== loopToken || !state.running) return;
+    await pacer.before(f);
+    if (token !== loopToken || !state.running) {
+      if (replayPacer === pacer) replayPacer = null;
+      return;
+    }
     if (!socket.connected) continue;
+    pacer.sent(f.frame);
+    state.replay.sent += 1;
     sentAt.set(f.frame, performance.now());
     if (sentAt.size > 300) sentAt.delete(sentAt.keys().next().value);
     state.poses += 1;
@@ -754,7 +786,10 @@ async function replaySession(id) {
       state.framesSent += 1;
     }
   }
-  log(`replay of session ${id} finished`);
+  state.replay.wallMs = performance.now() - start;
+  replayPacer = null;
+  log(`replay of session ${id} finished (${speed === "max" ? "as fast as the server answered" : `${speed}×`}, ` +
+      `${(state.replay.wallMs / 1000).toFixed(1)} s for ${(state.replay.recordedMs / 1000).toFixed(1)} s recorded)`);
   state.running = false;
   $("stop").disabled = true;
 }

@@ -1,7 +1,8 @@
 // Pose estimation off the main thread: MediaPipe Tasks PoseLandmarker (VIDEO mode, CPU delegate),
 // loaded from assets this server serves itself. Messages:
 //   in  {type: "init", wasmBase, modelUrl}            out {type: "ready"} | {type: "error", message}
-//   in  {type: "frame", bitmap, t_ms, frame}           out {type: "pose", frame, t_ms, landmarks, ms}
+//   in  {type: "frame", bitmap, t_ms, frame}           out {type: "pose", frame, t_ms, landmarks, ms, startAt}
+// (startAt: epoch ms when detection began, so the page can time the wait before pose starts.)
 // landmarks is 33 rows of [x, y, z, visibility] or null when no person is found.
 import { FilesetResolver, PoseLandmarker } from "/static/vendor/tasks-vision/vision_bundle.mjs";
 
@@ -34,7 +35,7 @@ function detect(bitmap, tMs, frame) {
     ? pose.map((p) => [round5(p.x), round5(p.y), round5(p.z), round5(p.visibility ?? 0)])
     : null;
   if (result.close) result.close();
-  return { type: "pose", frame, t_ms: tMs, landmarks, ms };
+  return { type: "pose", frame, t_ms: tMs, landmarks, ms, startAt: performance.timeOrigin + start };
 }
 
 self.onmessage = async (event) => {
