@@ -158,7 +158,9 @@ def test_replay_speeds_keep_the_recorded_timing(studio: Any, example_keypoints: 
     # Fixed speeds: never early (the frames are due at recorded time / speed); late only by timer slack.
     for speed, factor in (("0.5", 0.5), ("1", 1.0), ("2", 2.0)):
         assert recorded_s / factor * 0.97 <= walls[speed] <= recorded_s / factor + 1.5, walls
-    assert walls["max"] < walls["2"], walls  # the server answers a frame in milliseconds
+    # The server answers a frame in milliseconds; a loaded 2-core machine in tens of them, so only
+    # "faster than recorded" is certain (a quiet one replays these 3 s in well under 1 s).
+    assert walls["max"] < min(walls["1"], recorded_s), walls
     assert runs["max"]["status"] != "too_slow", runs["max"]
 
 
