@@ -212,18 +212,24 @@ def test_cross_origin_socket_connections_are_refused(server: BackgroundServer) -
     same.close()
 
 
-def test_accepted_sockets_have_nagle_disabled(make_app: Any) -> None:
+@pytest.mark.parametrize("mode", ["gevent", "threading"])
+def test_accepted_sockets_have_nagle_disabled(make_app: Any, mode: str) -> None:
     from spml_web.server import make_app_server
 
-    srv = make_app_server(make_app(), port=0)
+    app = make_app(async_mode=mode)
     seen: list[int] = []
+    inner = app.wsgi_app
 
-    class Probe(srv.RequestHandlerClass):  # type: ignore[name-defined,misc]
-        def setup(self) -> None:
-            super().setup()
-            seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    def probe(environ: Any, start_response: Any) -> Any:
+        # The accepted socket, as each server hands it to the app.
+        sock = environ.get("werkzeug.socket")
+        if sock is None:
+            sock = environ["wsgi.input"].rfile.raw._sock
+        seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        return inner(environ, start_response)
 
-    srv.RequestHandlerClass = Probe
+    app.wsgi_app = probe
+    srv = make_app_server(app, port=0)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:

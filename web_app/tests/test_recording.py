@@ -173,7 +173,8 @@ def test_record_every_session_and_evaluate_it(make_app: Any, recorder: Any, exam
         send_paced(rec, keypoint_messages(example_keypoints))
         rec.client.emit("reset")  # a new stream: this folder is finished, the next one starts
         done = rec.wait_for("recording", 4, timeout=60)
-        assert [e["on"] for e in done] == [True, False, True, False, True][:4]
+        # (the fifth, the next stream's folder, may already be here too)
+        assert [e["on"] for e in done][:5] == [True, False, True, False, True][:len(done)]
         folder = srv.app.extensions["spml"].archive.root / done[3]["id"]
         assert done[0]["id"] == first["id"] and done[3]["session"]["frames"] == example_keypoints.n_frames
         # The folder opened at connect saw no stream: it is not kept.

@@ -21,6 +21,7 @@ from spml_core import ActuationHub
 from spml_core.registry import Registry
 
 from spml_web.catalog import ModelCatalog
+from spml_web.concurrency import Runner
 from spml_web.fairness import Fairness
 from spml_web.guard import HostGuard
 from spml_web.http_routes import (
@@ -74,7 +75,7 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
         check_message_queue(cfg.message_queue)
     socketio = SocketIO(
         app,
-        async_mode="threading",
+        async_mode=cfg.async_mode,  # concurrency.py: why gevent is the default
         # Several worker processes share one port: only a WebSocket stays in the process that accepted it.
         **({"transports": ["websocket"]} if cfg.websocket_only else {}),
         # With a Redis message queue, emits to rooms and broadcasts (e.g. "models" after an upload)
@@ -99,17 +100,19 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
     guard = HostGuard(app.wsgi_app, cfg.allowed_hosts, cfg.access_token)
     app.wsgi_app = guard  # type: ignore[method-assign]
     app.extensions["spml_guard"] = guard
+    runner = Runner(cfg.async_mode or "threading")
     app.extensions["spml_fairness"] = Fairness(socketio.server, cfg.max_events_per_s, cfg.idle_timeout_s,
-                                               cfg.max_sessions_per_client)
+                                               cfg.max_sessions_per_client, runner)
     catalog = ModelCatalog(cfg.models_dir, cfg.model, registry=registry, check_timeout_s=cfg.bundle_check_timeout_s,
                            check_memory_bytes=cfg.bundle_check_memory_mb << 20)
+    catalog.run_blocking = runner.blocking
     if cfg.model is not None:
         catalog.get(catalog.default_name or "")  # fail at start-up, not on the first connection
     # Built last: its runner threads start connecting to the devices at once (a bad actuator
     # config raises ConfigError naming actuators.N... before any thread is left behind).
     actuation = ActuationHub(cfg.actuators, registry, base_dir=cfg.actuation_dir)
     app.extensions["spml"] = WebState(cfg, registry, catalog, SessionStore(), socketio, actuation,
-                                      SessionArchive(cfg.sessions_dir))
+                                      SessionArchive(cfg.sessions_dir), runner)
     register_http(app)
     register_session_api(app)
     register_socket(socketio)

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO, Any
 
 from spml_core import MANIFEST, BundleError, Predictor, load_bundle, safe_extract_zip, vet_bundle
@@ -51,6 +52,8 @@ class ModelCatalog:
         self.check_memory_bytes = check_memory_bytes
         # One upload check at a time: each is a child process with up to check_memory_bytes.
         self._checking = threading.Semaphore(1)
+        # How slow calls run: off the hub in gevent mode (set by create_app; concurrency.py).
+        self.run_blocking: Callable[..., Any] = lambda fn, *args: fn(*args)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Predictor]] = {}
         self._broken: dict[str, tuple[float, str]] = {}
@@ -65,6 +68,10 @@ class ModelCatalog:
             with contextlib.suppress(OSError):
                 if p.is_dir() and not p.is_symlink() and now - p.stat().st_mtime > older_than_s:
                     shutil.rmtree(p, ignore_errors=True)
+
+    def _vet(self, root: Path) -> None:
+        with self._checking:  # one child process at a time
+            vet_bundle(root, self.check_timeout_s, self.check_memory_bytes)
 
     # -- listing ---------------------------------------------------------------------------
     def _paths(self) -> dict[str, Path]:
@@ -194,8 +201,7 @@ class ModelCatalog:
             try:
                 # Untrusted weights are loaded and run in a child process first: a crash or a memory
                 # blow-up there is a refusal, never this server's death.
-                with self._checking:
-                    vet_bundle(root, self.check_timeout_s, self.check_memory_bytes)
+                self.run_blocking(self._vet, root)
                 predictor = load_bundle(root, registry=self.registry)
             except SpmlError as exc:
                 raise CatalogError(f"upload {filename!r} refused: {_strip_path(exc, root)}") from None

@@ -70,6 +70,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, metavar="N",
                    help="server processes sharing the port (default 1; 0 = one per core); more than one serves "
                         "WebSocket clients only and cannot drive server-side actuators (docs/web_app.md)")
+    p.add_argument("--async-mode", choices=("gevent", "threading"),
+                   help="how connections run: greenlets on one hub per process (gevent, the default: several "
+                        "times cheaper per frame) or a thread each (threading; needed with --message-queue)")
     p.add_argument("--allowed-host", action="append", metavar="NAME",
                    help="host name clients use to reach the server (repeatable); default: localhost names and the "
                         "bound address. Requests for other names are refused (DNS rebinding)")
@@ -103,7 +106,8 @@ def settings_from(args: argparse.Namespace, spml_config: Any = None) -> dict[str
              "peer_compat": getattr(args, "peer_compat", None), "peer_true_class": getattr(args, "peer_true_class", None),
              "workers": getattr(args, "workers", None), "allowed_hosts": getattr(args, "allowed_host", None),
              "max_events_per_s": getattr(args, "max_events_per_s", None),
-             "idle_timeout_s": getattr(args, "idle_timeout", None)}
+             "idle_timeout_s": getattr(args, "idle_timeout", None),
+             "async_mode": getattr(args, "async_mode", None)}
     if block_token := os.environ.get("SPML_ACCESS_TOKEN"):
         settings.setdefault("access_token", block_token)  # kept off the command line, where `ps` shows it
     settings.update({k: v for k, v in flags.items() if v is not None})

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from spml_web.concurrency import Runner
+
 log = logging.getLogger("spml.web")
 
 NOTICE_EVERY_S = 1.0
@@ -53,8 +55,10 @@ class _Conn:
 class Fairness:
     """The rate limit, address limit and idle reaper of one Socket.IO server (see the module doc)."""
 
-    def __init__(self, sio: Any, max_events_per_s: float, idle_timeout_s: float, max_per_client: int | None) -> None:
+    def __init__(self, sio: Any, max_events_per_s: float, idle_timeout_s: float, max_per_client: int | None,
+                 runner: Runner | None = None) -> None:
         self.sio = sio
+        self.runner = runner or Runner("threading")
         self.eio = sio.eio
         self.rate = float(max_events_per_s)
         self.idle_timeout_s = float(idle_timeout_s)
@@ -76,6 +80,7 @@ class Fairness:
     # -- Engine.IO handlers ----------------------------------------------------------------
     def on_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         """Refuse an address over its connection limit; start the connection's bucket and idle clock."""
+        self.runner.bind()  # the serving thread: where the reaper hands its closes (gevent mode)
         ip = str(environ.get("REMOTE_ADDR") or "?")
         now = time.monotonic()
         with self._lock:
@@ -168,6 +173,9 @@ class Fairness:
             with self._lock:
                 self._conns.pop(eio_sid, None)
             self.idle_closed += 1
+            if self.runner.greenlets:  # connections belong to the hub: close it there (concurrency.py)
+                self.runner.call_soon(self._close, eio_sid)
+                continue
             # Each on its own thread, without waiting for the socket's writer: one slow close (its
             # session's off actions, a peer that stopped reading) must not hold up the others.
             threading.Thread(target=self._close, args=(eio_sid,), name="spml-idle-close", daemon=True).start()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import simple_websocket
@@ -29,9 +30,11 @@ class BoundedWebSocket(SimpleWebSocketWSGI):
     """Engine.IO's threading WebSocket wrapper, with a read-time size limit that always ends cleanly, and
     keypoints frames older than ``max_age_ms`` shed before they are parsed (arrival.py)."""
 
-    def __init__(self, handler: Any, server: Any, max_age_ms: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, handler: Any, server: Any, max_age_ms: float | None = None,
+                 pause: Callable[[], Any] | None = None, **kwargs: Any) -> None:
         super().__init__(handler, server, **kwargs)
         self.max_age_s = max_age_ms / 1000.0 if max_age_ms else None
+        self.pause = pause
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         """SimpleWebSocketWSGI.__call__, with the stamped input buffer in place before any message arrives."""
@@ -49,6 +52,10 @@ class BoundedWebSocket(SimpleWebSocketWSGI):
         """The next message, or None once the connection is closed."""
         arrival = current()
         while True:
+            if self.pause is not None and self.buffer:
+                # Greenlets are not preempted: a client whose messages are already buffered (a flood)
+                # would otherwise keep the hub to itself until its buffer is empty.
+                self.pause()
             try:
                 data = self.ws.receive(timeout=POLL_S)
             except ConnectionClosed:
@@ -69,6 +76,15 @@ class BoundedWebSocket(SimpleWebSocketWSGI):
 def limit_websocket_messages(eio: Any, max_bytes: int, max_age_ms: float | None = None) -> None:
     """Make an Engine.IO server (threading mode) refuse WebSocket messages over max_bytes while reading,
     and shed keypoints events that waited longer than max_age_ms in the socket's buffer."""
-    if "websocket" in eio._async:
-        eio._async = {**eio._async, "websocket": functools.partial(BoundedWebSocket, max_message_size=max_bytes,
-                                                                    max_age_ms=max_age_ms)}
+    if "websocket" not in eio._async:
+        return
+    extra: dict[str, Any] = {}
+    if eio.async_mode == "gevent":  # simple-websocket's reader as a greenlet, as Engine.IO's gevent driver does
+        import gevent.event
+        import gevent.selectors
+        from engineio.async_drivers.gevent import Thread
+
+        extra = {"thread_class": Thread, "event_class": gevent.event.Event,
+                 "selector_class": gevent.selectors.DefaultSelector, "pause": gevent.sleep}
+    eio._async = {**eio._async, "websocket": functools.partial(BoundedWebSocket, max_message_size=max_bytes,
+                                                                max_age_ms=max_age_ms, **extra)}

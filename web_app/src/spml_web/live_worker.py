@@ -49,14 +49,21 @@ def _loop(socketio: Any, session: LiveSession, process: Process) -> None:
                 drain(socketio, session, process)
 
 
-def submit(socketio: Any, session: LiveSession, process: Process, event: str, msg: Any, received: float) -> None:
+def submit(socketio: Any, session: LiveSession, process: Process, event: str, msg: Any, received: float,
+           wait: bool = False) -> None:
     """Queue a frame stamped with its receipt time; classify at once when the session is idle.
 
     When the session's lock is free the handler drains the queue itself (in order, so a client
     that keeps up gets its results before its next event is read); when it is busy (a slow frame,
     a stall) the frame waits in the queue for the worker, which drops it if it grows too old.
+    ``wait`` (gevent mode, no workers): a holder never yields, so the lock is held only briefly by
+    another OS thread; wait for it, and drop what has grown too old meanwhile.
     """
     session.inbox.put(event, msg, received)
+    if wait:
+        with session.lock:
+            drain(socketio, session, process)
+        return
     if session.lock.acquire(blocking=False):
         try:
             drain(socketio, session, process)

@@ -1,8 +1,5 @@
-"""Running the app: Werkzeug's threaded server with TCP_NODELAY, in the foreground or a thread.
-
-Flask-SocketIO's ``threading`` async mode answered fastest with the pinned versions (see
-docs/web_app.md for the measurement): every WebSocket gets its own thread, so one client's
-slow server-side pose estimation never delays another client. Nagle's algorithm is turned off
+"""Running the app: gevent's WSGI server (gevent mode, the default) or Werkzeug's threaded server, with
+TCP_NODELAY, in the foreground or a thread (concurrency.py says why gevent). Nagle's algorithm is turned off
 on every accepted socket: with it, small binary Socket.IO messages (JPEG frames, predictions)
 waited ~40 ms for delayed ACKs.
 """
@@ -11,11 +8,13 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
+import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -37,13 +36,84 @@ class NoDelayRequestHandler(WSGIRequestHandler):
         log.debug("%s: " + format, self.address_string(), *args)
 
 
-def make_app_server(app: Flask, host: str = "127.0.0.1", port: int = 5001, fd: int | None = None) -> BaseWSGIServer:
-    """A threaded Werkzeug server for the app (port 0 picks a free port; see .server_port); ``fd``: a listening
-    socket shared with other worker processes."""
+def make_app_server(app: Flask, host: str = "127.0.0.1", port: int = 5001, fd: int | None = None) -> Any:
+    """The app's server (port 0 picks a free port; see .server_port): gevent's WSGI server in gevent mode, else a
+    threaded Werkzeug server; ``fd``: a listening socket shared with other worker processes."""
     guard = app.extensions.get("spml_guard")
     if guard is not None:
         guard.allow_bound(host)  # the address served is a name clients may use
+    spml = app.extensions.get("spml")
+    if spml is not None and spml.runner.greenlets:
+        return GeventAppServer(app, host, port, fd)
     return make_server(host, port, app, threaded=True, request_handler=NoDelayRequestHandler, fd=fd)
+
+
+class GeventAppServer:
+    """gevent's WSGI server behind the Werkzeug server's interface (server_port, serve_forever, shutdown,
+    server_close), with Nagle's algorithm off on every connection and no access log."""
+
+    def __init__(self, app: Flask, host: str, port: int, fd: int | None = None) -> None:
+        self.app = app
+        if fd is not None:
+            self._sock = socket.socket(fileno=os.dup(fd))
+        else:
+            self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((host, port))
+            self._sock.listen(1024)
+        self.server_port = int(self._sock.getsockname()[1])
+        self._server: Any = None
+        self._hub: Any = None
+        self._done = threading.Event()
+
+    def serve_forever(self) -> None:
+        """Serve on this thread's hub until shutdown()."""
+        import gevent
+        from gevent import socket as gsocket
+        from gevent.pywsgi import WSGIHandler, WSGIServer
+
+        class Handler(WSGIHandler):  # type: ignore[misc]
+            def handle(self) -> None:
+                self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                super().handle()
+
+        # A gevent socket belongs to the hub of the thread that made it: made here, where it is served.
+        listener = gsocket.socket(fileno=self._sock.detach())
+        self._server = WSGIServer(listener, self.app, handler_class=Handler, log=None, error_log=_ErrorLog())
+        self._hub = gevent.get_hub()
+        try:
+            self._server.serve_forever()
+        finally:
+            self._done.set()
+
+    def shutdown(self) -> None:
+        """Stop serving (from any thread); returns once serve_forever() has."""
+        import gevent
+
+        if self._hub is None:
+            return
+        # The server belongs to its hub: stop it there, in a greenlet (stop() waits for connections).
+        self._hub.loop.run_callback_threadsafe(gevent.spawn, self._server.stop, 1.0)
+        self._done.wait(5.0)
+
+    def server_close(self) -> None:
+        """Close the listening socket."""
+        if self._server is not None:
+            self._server.close()
+        elif self._sock.fileno() >= 0:
+            self._sock.close()
+
+
+class _ErrorLog:
+    """gevent's error log into the spml.web logger (a client resetting its connection is not news)."""
+
+    def write(self, text: str) -> None:
+        """One chunk of gevent's error output."""
+        if text.strip():
+            log.debug("%s", text.rstrip())
+
+    def flush(self) -> None:
+        """Nothing buffered."""
 
 
 class BackgroundServer:

@@ -128,7 +128,8 @@ def register_session_api(app: Flask) -> None:
 
     @app.get("/api/sessions/<session_id>.zip")
     def api_session_zip(session_id: str) -> Any:
-        data = _state().archive.zip_bytes(session_id)
+        st = _state()
+        data = st.runner.blocking(st.archive.zip_bytes, session_id)  # seconds with a video: off the hub
         return Response(data, mimetype="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="spml-session-{session_id}.zip"'})
 

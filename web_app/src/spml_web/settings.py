@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -14,6 +14,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from spml_core.config import ActuatorConfig
@@ -113,6 +114,11 @@ class WebConfig(BaseModel):
     websocket_only: bool = Field(
         default=False, description="Offer only the WebSocket transport (set by spml serve --workers N > 1)"
     )
+    async_mode: Literal["threading", "gevent"] | None = Field(
+        default=None, description="How connections run: greenlets on one hub per process (gevent, several times "
+        "cheaper per frame), or one OS thread per connection (threading); unset: gevent, or threading with a "
+        "message queue (docs/web_app.md)"
+    )
     bundle_check_timeout_s: float = Field(
         default=60.0, gt=0, description="Time an uploaded bundle's trial load and run in a child process may take"
     )
@@ -133,6 +139,15 @@ class WebConfig(BaseModel):
         if v is not None and not v.startswith(("redis://", "rediss://")):
             raise ValueError("expected a Redis URL like redis://HOST:6379/0 (or rediss:// for TLS)")
         return v
+
+    @model_validator(mode="after")
+    def _async_mode(self) -> WebConfig:
+        if self.async_mode is None:
+            self.async_mode = "threading" if self.message_queue else "gevent"
+        elif self.async_mode == "gevent" and self.message_queue:
+            # Without monkey-patching, the Redis client's blocking reads would stall every connection.
+            raise ValueError("async_mode gevent cannot use the Redis message queue: use async_mode threading")
+        return self
 
     @field_validator("actuators")
     @classmethod

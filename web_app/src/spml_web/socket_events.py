@@ -98,8 +98,9 @@ def _start_actuation(st: WebState, session: LiveSession) -> None:
     sid, socketio = session.sid, st.socketio
 
     def emit_action(event: dict[str, Any]) -> None:
-        # Called from the connection's thread or the dead-man watchdog's: a server-level emit.
-        socketio.emit("action", event, to=sid)
+        # Called from the connection's thread or an actuator's (the dead-man watchdog): a server-level
+        # emit, on the hub's loop in gevent mode (concurrency.py).
+        st.runner.call_soon(lambda: socketio.emit("action", event, to=sid))
         recorder = session.recorder
         if recorder is not None:
             recorder.event("action", event)
@@ -139,9 +140,11 @@ def register_socket(socketio: SocketIO) -> None:
         cfg = st.config
         session = LiveSession(request.sid, cfg.every, cfg.decision_frames, cfg.decision_threshold, cfg.max_gap_ms)
         session.inbox = Inbox(cfg.max_age_ms)
+        session.lock = st.runner.lock()
         st.sessions.add(session)
-
-        start_worker(current_app._get_current_object(), st.socketio, session, _process)  # type: ignore[attr-defined]
+        st.runner.bind()
+        if not st.runner.greenlets:  # greenlets never leave a frame waiting (live_worker.submit)
+            start_worker(current_app._get_current_object(), st.socketio, session, _process)  # type: ignore[attr-defined]
         hello: dict[str, Any] = {"version": __version__, "models": st.catalog.describe(), "model": None,
                                  "every": session.every, "limits": client_limits(cfg)}
         default = st.catalog.default_name
@@ -246,7 +249,8 @@ def register_socket(socketio: SocketIO) -> None:
                     session.last_t_ms = msg.t_ms
                     return
         # Classified on the session's worker; its age counts from now (newest wins when behind).
-        submit(state().socketio, session, _process, "keypoints", msg, t0)
+        st = state()
+        submit(st.socketio, session, _process, "keypoints", msg, t0, st.runner.greenlets)
 
     @socketio.on("frame")
     @_guarded("frame", locked=False)
@@ -256,7 +260,7 @@ def register_socket(socketio: SocketIO) -> None:
         msg = parse_frame(payload, st.config.max_frame_bytes)
         session.check_order(msg.frame, msg.t_ms, "frame")
         # Pose estimation and classification run on the session's worker (newest wins when behind).
-        submit(st.socketio, session, _process, "frame", msg, t0)
+        submit(st.socketio, session, _process, "frame", msg, t0, st.runner.greenlets)
 
     def _process(session: LiveSession, item: Item) -> None:
         """The worker's step: one fresh frame, classified (after server-side pose for `frame`)."""
@@ -279,7 +283,8 @@ def register_socket(socketio: SocketIO) -> None:
             session.estimator = st.registry.create(  # type: ignore[assignment]
                 "pose_estimator", st.config.pose_estimator, {"model": st.config.pose_model}
             )
-        xyzv, _world = session.estimator.process_frame(rgb, msg.t_ms)  # type: ignore[union-attr]
+        # Tens of milliseconds of native code: off the hub in gevent mode, so other connections carry on.
+        xyzv, _world = st.runner.blocking(session.estimator.process_frame, rgb, msg.t_ms)  # type: ignore[union-attr]
         height, width = rgb.shape[:2]
         recorder = session.recorder
         if recorder is not None:

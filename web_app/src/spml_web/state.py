@@ -11,6 +11,7 @@ from spml_core import ActuationHub
 from spml_core.registry import Registry
 
 from spml_web.catalog import ModelCatalog
+from spml_web.concurrency import Runner
 from spml_web.recording import SessionArchive
 from spml_web.sessions import SessionStore
 from spml_web.settings import WebConfig
@@ -27,6 +28,7 @@ class WebState:
     socketio: SocketIO
     actuation: ActuationHub
     archive: SessionArchive
+    runner: Runner = field(default_factory=lambda: Runner("threading"))
     started_at: float = field(default_factory=time.time)
     closed: bool = False
 
