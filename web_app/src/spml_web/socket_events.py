@@ -280,8 +280,8 @@ def register_socket(socketio: SocketIO) -> None:
 
         rgb = decode_jpeg(msg.image, st.config.max_frame_pixels)
         if session.estimator is None:
-            session.estimator = st.registry.create(  # type: ignore[assignment]
-                "pose_estimator", st.config.pose_estimator, {"model": st.config.pose_model}
+            session.estimator = st.runner.blocking(  # loading the model takes a second: off the hub
+                st.registry.create, "pose_estimator", st.config.pose_estimator, {"model": st.config.pose_model}
             )
         # Tens of milliseconds of native code: off the hub in gevent mode, so other connections carry on.
         xyzv, _world = st.runner.blocking(session.estimator.process_frame, rgb, msg.t_ms)  # type: ignore[union-attr]
