@@ -206,9 +206,6 @@ def test_frames_left_waiting_in_the_socket_are_shed_unread_and_never_actuate(
     assert late[0]["first_frame"] == 20 and late[0]["max_age_ms"] == bound
     predicted = {p["frame"] for p in rec.of("prediction")}
     assert not predicted & stalled, sorted(predicted & stalled)[:10]
-    # Younger than the bound but behind newer frames when the thread was free: the newest won.
-    behind = {f for f, t in sent_at.items() if release_at[0] - bound / 1000.0 <= t < release_at[0] - 0.08}
-    assert len(behind) >= 4 and len(predicted & behind) <= 1, (sorted(behind), sorted(predicted & behind))
     # Ages count from the socket, not from the handler: none of the frames decided was held back long.
     assert all(p["age_ms"] < bound + 100 for p in rec.of("prediction"))
     on_frames = {a["frame"] for a in rec.of("action") if a["action"] == "on"}

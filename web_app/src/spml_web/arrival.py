@@ -5,10 +5,8 @@ WebSocket's own buffer, where simple-websocket's reader thread puts every messag
 the connection's handler thread is still busy with an older one. A frame stamped only when its
 handler starts would look fresh after waiting seconds there. So every message is stamped when the
 reader takes it off the socket (:class:`StampedBuffer`), and a ``keypoints`` event is shed right
-there, before any JSON is parsed, when it is older than the server's ``max_age_ms`` or when the
-connection has fallen behind (a newer keypoints event already waits and this one has waited more
-than 50 ms): the newest frame wins, cheaply, so an overloaded server spends its time on fresh
-frames and gives fewer predictions rather than later ones.
+there, before any JSON is parsed, when it is older than the server's ``max_age_ms``: cheaply, so an
+overloaded server spends its time on fresh frames and gives fewer predictions rather than later ones.
 
 The handler of the message that is returned runs on the same thread (Flask-SocketIO with
 ``async_handlers=False``), which reads the message's arrival time and the shed frames from

@@ -24,9 +24,6 @@ from simple_websocket import ConnectionClosed
 from spml_web.arrival import StampedBuffer, current, is_sheddable
 
 POLL_S = 1.0
-# Behind: a newer frame is already waiting and this one has waited longer than a frame interval at
-# 20-30 fps. Then the newest wins (issue 13): a burst read in one go is not "behind".
-BEHIND_S = 0.05
 
 
 class BoundedWebSocket(SimpleWebSocketWSGI):
@@ -69,10 +66,7 @@ class BoundedWebSocket(SimpleWebSocketWSGI):
                 continue
             received = self.buffer.popped_at
             age_s = time.perf_counter() - received
-            if is_sheddable(data) and (
-                (self.max_age_s is not None and age_s > self.max_age_s)
-                or (age_s > BEHIND_S and any(is_sheddable(m) for m in list(self.buffer)))
-            ):
+            if self.max_age_s is not None and age_s > self.max_age_s and is_sheddable(data):
                 arrival.shed.add(data, age_s * 1000.0)
                 continue
             arrival.received = received

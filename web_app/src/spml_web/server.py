@@ -164,11 +164,21 @@ def serve_forever(app: Flask, host: str = "127.0.0.1", port: int = 5001, fd: int
 
     server = make_app_server(app, host, port, fd)
     previous: dict[int, Any] = {}
+    watchers: list[Any] = []
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (systemd, docker stop, kill) and SIGHUP (the terminal closed) shut down like Ctrl-C,
         # so a stimulator is switched off.
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, _interrupt)
+        if isinstance(server, GeventAppServer):
+            # An idle hub sleeps in C and would run a Python signal handler only when woken: the
+            # hub's own signal watchers deliver the interrupt at once.
+            import gevent
+
+            main = gevent.getcurrent()
+            watchers = [gevent.signal_handler(sig, gevent.kill, main, KeyboardInterrupt)
+                        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)]
+        else:
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                previous[sig] = signal.signal(sig, _interrupt)
     # Everything imported and built so far (pandas, xgboost, torch, the app) lives as long as the process:
     # moved out of the collector's reach, a full collection takes ~0 ms instead of ~35 ms, a pause every
     # connection would otherwise wait out.
@@ -186,5 +196,7 @@ def serve_forever(app: Flask, host: str = "127.0.0.1", port: int = 5001, fd: int
     finally:
         server.server_close()
         close_app(app)
+        for watcher in watchers:
+            watcher.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
