@@ -68,6 +68,22 @@ class LiveFeatureBuffer:
 
         ``row=False`` only records the frame (a grid frame that is not the newest of its push).
         """
+        self.record(xyzv_frame)
+        slot = self._ring[self._pos]
+        for ext, sl, hist, fast, view in self._plan:
+            _, raw, pts = self._views[view]
+            lo = len(raw) - hist - 1
+            if fast:
+                slot[sl] = ext.transform_points(pts[lo:], raw[lo:], self.width, self.height)[-1]
+            else:
+                slot[sl] = ext.transform(raw[lo:], self.width, self.height)[-1]
+        self.advance()
+        if self._count < self.window or not row:
+            return None
+        return self.current_row()
+
+    def record(self, xyzv_frame: np.ndarray | None) -> None:
+        """Put one frame in the raw rings (the first half of push: its features are not computed yet)."""
         if xyzv_frame is None:
             frame = np.full((1, N_LANDMARKS, 4), np.nan)
         else:
@@ -79,19 +95,18 @@ class LiveFeatureBuffer:
                 pts[:-1] = pts[1:]
             raw[-1] = seen[0]
             pts[-1] = pixel_points(seen, self.width, self.height)[0]
-        slot = self._ring[self._pos]
-        for ext, sl, hist, fast, view in self._plan:
-            _, raw, pts = self._views[view]
-            lo = len(raw) - hist - 1
-            if fast:
-                slot[sl] = ext.transform_points(pts[lo:], raw[lo:], self.width, self.height)[-1]
-            else:
-                slot[sl] = ext.transform(raw[lo:], self.width, self.height)[-1]
+
+    def advance(self) -> int:
+        """Move to the next ring slot once a recorded frame's features are in place; the slot it filled."""
+        slot = self._pos
         self._pos = (self._pos + 1) % self.window
         self._count += 1
-        if self._count < self.window or not row:
-            return None
-        return self.current_row()
+        return slot
+
+    @property
+    def full(self) -> bool:
+        """Whether a whole window of frames has been pushed since the last reset."""
+        return self._count >= self.window
 
     def current_row(self) -> np.ndarray:
         """The row of the last ``window`` frames (NaN-filled before the first window is full)."""

@@ -145,12 +145,20 @@ class Predictor:
         return out
 
     def _result(self, proba: np.ndarray, row: np.ndarray | None = None) -> dict[str, Any]:
-        i = int(np.argmax(proba))
-        out: dict[str, Any] = {"label": self.classes[i],
-                               "probabilities": {c: float(p) for c, p in zip(self.classes, proba)}}
-        if self.unknown(proba, row)[0]:
-            # Unlike every class it knows: no label, and the decision layer treats it as off.
-            out.update(label=None, status=UNKNOWN)
+        return self._results(np.atleast_2d(proba), None if row is None else np.atleast_2d(row))[0]
+
+    def _results(self, proba: np.ndarray, rows: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """One result dict per row of calibrated probabilities (n, classes), unknown ones without a label."""
+        unknown = self.unknown(proba, rows)
+        classes = self.classes
+        out = []
+        for p, unsure in zip(proba, unknown):
+            result: dict[str, Any] = {"label": classes[int(np.argmax(p))],
+                                      "probabilities": {c: float(v) for c, v in zip(classes, p)}}
+            if unsure:
+                # Unlike every class it knows: no label, and the decision layer treats it as off.
+                result.update(label=None, status=UNKNOWN)
+            out.append(result)
         return out
 
     def predict_window(self, xyzv: np.ndarray, width: int | None = None, height: int | None = None) -> dict[str, Any]:

@@ -7,11 +7,14 @@ too_slow) carries ``label: None`` and means "off" to the decision layer (docs/li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spml_core.errors import TimestampError
 from spml_core.features.live import LiveFeatureBuffer
+from spml_core.features.live_batch import current_rows, push_frames
 from spml_core.features.timegrid import (
     FALLBACK_FPS,
     GAP_INTERVALS,
@@ -24,6 +27,8 @@ from spml_core.features.timegrid import (
 
 if TYPE_CHECKING:
     from spml_core.models.bundle import Manifest
+
+MODEL_BATCH = 16
 
 
 def bundle_timing(manifest: Manifest) -> Timing:
@@ -64,6 +69,35 @@ class StreamPredictor:
     def advance(self, frame: Any, t_ms: float | None = None) -> tuple[np.ndarray | None, str, float] | None:
         """Place one frame; (row of the newest window or None, status, grid t_ms), or None when no grid
         instant was reached (a repeated timestamp, or input faster than the grid)."""
+        frames, t = self._place(frame, t_ms)
+        if not frames:
+            return None
+        last = len(frames) - 1
+        row = None
+        for i, g in enumerate(frames):
+            row = self.buffer.push(g, row=i == last)
+            self.gate.push(g)
+        status = self.gate.status(self.grid.input_fps(), self.timing.min_input_fps)
+        return row, status, t
+
+    def push(self, frame: Any, t_ms: float | None = None) -> dict[str, Any] | None:
+        """Add one frame (33, 4) of raw keypoints (None or NaN: no person) seen at ``t_ms``.
+
+        Returns the result of the newest window, or None when the frame completed no grid instant.
+        Raises TimestampError (code bad_timestamp or out_of_order) for a frame it cannot place.
+        """
+        result = push_many([(self, frame, t_ms)])[0]
+        if isinstance(result, TimestampError):
+            raise result
+        return result
+
+    @staticmethod
+    def push_many(pushes: Sequence[tuple[StreamPredictor, Any, float | None]]) -> list[Any]:
+        """push() of many streams at once, computed together: see the module function push_many."""
+        return push_many(pushes)
+
+    def _place(self, frame: Any, t_ms: float | None) -> tuple[list[np.ndarray], float]:
+        """The grid frames one real frame completes (the clock restarted after a gap), and its t_ms."""
         if t_ms is None:
             last = self.grid.last_t
             t_ms = 0.0 if last is None else last + self.grid.step
@@ -72,41 +106,71 @@ class StreamPredictor:
             self.restarts += 1
             self.buffer.reset()
             self.gate.reset()
-        if not step.frames:
-            return None
-        last = len(step.frames) - 1
-        row = None
-        for i, g in enumerate(step.frames):
-            row = self.buffer.push(g, row=i == last)
-            self.gate.push(g)
-        status = self.gate.status(self.grid.input_fps(), self.timing.min_input_fps)
-        return row, status, float(t_ms)
-
-    def push(self, frame: Any, t_ms: float | None = None) -> dict[str, Any] | None:
-        """Add one frame (33, 4) of raw keypoints (None or NaN: no person) seen at ``t_ms``.
-
-        Returns the result of the newest window, or None when the frame completed no grid instant.
-        Raises TimestampError (code bad_timestamp or out_of_order) for a frame it cannot place.
-        """
-        step = self.advance(frame, t_ms)
-        if step is None:
-            return None
-        row, status, t = step
-        if status == "ok" and row is not None:
-            p = self.predictor
-            row = p.select(row)
-            result = p._result(p.predict_rows(row)[0], row)
-        else:
-            result = {"label": None, "probabilities": None}
-        result.setdefault("status", status)  # the predictor's own "unknown" outranks ok
-        result.update(t_ms=t, input_fps=self.grid.input_fps())
-        return result
+        return step.frames, float(t_ms)
 
     def reset(self) -> None:
         """Forget buffered frames and the clock (a new source, or a restarted replay)."""
         self.grid.reset()
         self.buffer.reset()
         self.gate.reset()
+
+
+def push_many(pushes: Sequence[tuple[StreamPredictor, Any, float | None]]) -> list[dict[str, Any] | None | TimestampError]:
+    """``stream.push(frame, t_ms)`` for each triple, computed together: what pushing each in turn returns.
+
+    The live server's batch: the frames that arrived for many streams in one turn of its loop. Features
+    and models run once per feature spec and bundle for all of them (live_batch.py), which costs a
+    fraction of as many single pushes. A frame that cannot be placed gets its TimestampError in its
+    slot; the others are unaffected. A stream that appears twice is pushed in order.
+    """
+    out: list[dict[str, Any] | None | TimestampError] = [None] * len(pushes)
+    start, seen = 0, set()
+    for i, (stream, _, _) in enumerate(pushes):
+        if id(stream) in seen:  # its second frame needs the first one's window: finish those first
+            _push_distinct(pushes, start, i, out)
+            start, seen = i, set()
+        seen.add(id(stream))
+    _push_distinct(pushes, start, len(pushes), out)
+    return out
+
+
+def _push_distinct(pushes: Sequence[tuple[StreamPredictor, Any, float | None]], start: int, stop: int,
+                   out: list[Any]) -> None:
+    frames: list[tuple[LiveFeatureBuffer, np.ndarray]] = []
+    placed: list[tuple[int, StreamPredictor, str, float, float | None]] = []
+    for i in range(start, stop):
+        stream, frame, t_ms = pushes[i]
+        try:
+            grid_frames, t = stream._place(frame, t_ms)
+        except TimestampError as exc:
+            out[i] = exc
+            continue
+        if not grid_frames:
+            continue
+        for g in grid_frames:
+            frames.append((stream.buffer, g))
+            stream.gate.push(g)
+        fps = stream.grid.input_fps()
+        placed.append((i, stream, stream.gate.status(fps, stream.timing.min_input_fps), t, fps))
+    push_frames(frames)
+    due = [(i, stream) for i, stream, status, _, _ in placed if status == "ok" and stream.buffer.full]
+    results: dict[int, dict[str, Any]] = {}
+    by_model: dict[int, list[tuple[int, StreamPredictor, np.ndarray]]] = {}
+    for (i, stream), row in zip(due, current_rows([s.buffer for _, s in due])):
+        by_model.setdefault(id(stream.predictor), []).append((i, stream, row))
+    for members in by_model.values():
+        p = members[0][1].predictor
+        # At most MODEL_BATCH rows per call: the same arithmetic as one row (model_xgboost's tree walk).
+        for lo in range(0, len(members), MODEL_BATCH):
+            chunk = members[lo:lo + MODEL_BATCH]
+            rows = p.select(np.stack([row for _, _, row in chunk]))
+            for (i, _, _), result in zip(chunk, p._results(p.predict_rows(rows), rows)):
+                results[i] = result
+    for i, _, status, t, fps in placed:
+        result = results.get(i) or {"label": None, "probabilities": None}
+        result.setdefault("status", status)  # the predictor's own "unknown" outranks ok
+        result.update(t_ms=t, input_fps=fps)
+        out[i] = result
 
 
 def predict_stream(predictor: Any, xyzv: np.ndarray, t_ms: np.ndarray, width: int, height: int,

@@ -136,7 +136,8 @@ def register_http(app: Flask) -> None:
         return jsonify({"status": "ok", "version": __version__, "spml_core": core_version,
                         "uptime_s": round(time.time() - st.started_at, 1), "sessions": st.sessions.summary(),
                         "actuators": st.actuation.status(),
-                        "fairness": current_app.extensions["spml_fairness"].stats(), "pid": os.getpid()})
+                        "fairness": current_app.extensions["spml_fairness"].stats(), "pid": os.getpid(),
+                        "batches": _batches(st)})
 
     @app.get("/pose-models/<name>.task")
     def pose_model(name: str) -> Any:
@@ -144,6 +145,14 @@ def register_http(app: Flask) -> None:
         if path is None:
             abort(404, description=f"pose model {name!r} is not installed (lite, full or heavy; run make setup)")
         return send_from_directory(path.parent, path.name, mimetype="application/octet-stream", max_age=3600)
+
+
+def _batches(st: Any) -> dict[str, Any] | None:
+    """Frames classified together per turn of the hub's loop (gevent mode), since start."""
+    b = st.batcher
+    if b is None:
+        return None
+    return {"turns": b.turns, "frames": b.frames, "mean_size": round(b.frames / b.turns, 2) if b.turns else None}
 
 
 def client_limits(cfg: WebConfig) -> dict[str, int]:

@@ -122,6 +122,15 @@ class LiveSession:
         Every result carries ``status`` (ok, warming_up, no_person, low_visibility, too_slow) and
         ``age_ms``: the time since the server received the frame (``received``, perf_counter).
         """
+        stream = self.begin(frame, t_ms, width, height)
+        try:
+            result = stream.push(xyzv, t_ms)
+        except TimestampError as exc:
+            raise ProtocolError(f"keypoints: {exc}", code=exc.code) from None
+        return self.finish(frame, t_ms, result, received)
+
+    def begin(self, frame: int, t_ms: float, width: int | None, height: int | None) -> StreamPredictor:
+        """The first half of push: check the frame and return the stream it goes to (push or push_many)."""
         if self.predictor is None:
             raise ProtocolError(
                 "no model selected: emit select_model {name} first (GET /api/models lists them)", code="no_model"
@@ -133,11 +142,13 @@ class LiveSession:
             self.stream.reset()
             self.filled = 0
             self.gaps += 1
-        stream = self._stream_for(width, height)
-        try:
-            result = stream.push(xyzv, t_ms)
-        except TimestampError as exc:
-            raise ProtocolError(f"keypoints: {exc}", code=exc.code) from None
+        return self._stream_for(width, height)
+
+    def finish(self, frame: int, t_ms: float, result: dict[str, Any] | None,
+               received: float | None = None) -> dict[str, Any] | None:
+        """The second half of push: count the frame and turn the stream's result into the payload, if one is due."""
+        stream = self.stream
+        assert stream is not None and self.predictor is not None
         self.frames += 1
         self.last_frame, self.last_t_ms = frame, t_ms
         if result is None:

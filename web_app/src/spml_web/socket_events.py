@@ -14,6 +14,7 @@ from spml_core.errors import SpmlError
 
 from spml_web import __version__
 from spml_web.arrival import current
+from spml_web.batcher import Batcher
 from spml_web.catalog import CatalogError
 from spml_web.http_routes import client_limits
 from spml_web.inbox import Inbox, Item
@@ -143,6 +144,9 @@ def register_socket(socketio: SocketIO) -> None:
         session.lock = st.runner.lock()
         st.sessions.add(session)
         st.runner.bind()
+        if st.runner.greenlets and st.batcher is None:
+            st.batcher = Batcher(current_app._get_current_object(), st.socketio, _prepare,  # type: ignore[attr-defined]
+                                 _emit_prediction)
         if not st.runner.greenlets:  # greenlets never leave a frame waiting (live_worker.submit)
             start_worker(current_app._get_current_object(), st.socketio, session, _process)  # type: ignore[attr-defined]
         hello: dict[str, Any] = {"version": __version__, "models": st.catalog.describe(), "model": None,
@@ -229,8 +233,7 @@ def register_socket(socketio: SocketIO) -> None:
                 if shed.last_t_ms is not None:
                     session.stale(shed.last_t_ms, shed.last_frame)
             session.inbox.dropped += shed.count
-            emit("late", {"count": shed.count, "first_frame": shed.first_frame, "last_frame": shed.last_frame,
-                          "oldest_age_ms": round(shed.oldest_age_ms, 1), "max_age_ms": session.inbox.max_age_ms})
+            emit("late", _late_notice(session, shed))
         return received if received is not None else time.perf_counter()
 
     @socketio.on("keypoints")
@@ -248,9 +251,56 @@ def register_socket(socketio: SocketIO) -> None:
                 if session.predictor is None:  # recording without a model: nothing to classify
                     session.last_t_ms = msg.t_ms
                     return
-        # Classified on the session's worker; its age counts from now (newest wins when behind).
+        # Classified on the session's worker (threading) or with this turn's batch (gevent); its age counts
+        # from its arrival, and late frames are dropped.
         st = state()
+        if st.batcher is not None:
+            st.batcher.queue(session, msg, t0)
+            return
         submit(st.socketio, session, _process, "keypoints", msg, t0, st.runner.greenlets)
+
+    def on_keypoints_direct(sid: str, payload: Any = None) -> None:
+        """`keypoints` as python-socketio delivers it. With the batcher (gevent mode) a frame needs no Flask
+        request context, whose set-up per event (URL matching, the cookie session) cost more than parsing
+        the frame; otherwise it goes through Flask-SocketIO as every other event does."""
+        environ = socketio.server.get_environ(sid)
+        st = environ["flask.app"].extensions["spml"] if environ else None
+        session = st.sessions.get(sid) if st is not None else None
+        if st is None or st.batcher is None or session is None or session.recorder is not None:
+            socketio._handle_event(on_keypoints, "keypoints", "/", sid, payload)
+            return
+        try:
+            t0 = _arrived_direct(st, session)
+            if st.config.peer_compat and is_peer_payload(payload):
+                payload = to_spml_keypoints(session, payload)
+            st.batcher.queue(session, parse_keypoints(payload), t0)
+        except Exception as exc:
+            session.errors += 1
+            if isinstance(exc, ProtocolError):
+                message, code = str(exc), exc.code
+            else:  # a bug must not take the session or the server down
+                log.error("keypoints handler failed:\n%s", traceback.format_exc())
+                message, code = f"keypoints: internal error ({type(exc).__name__}: {exc})", "internal"
+            payload_error: dict[str, Any] = {"message": message, "code": code, "event": "keypoints"}
+            frame = _frame_of((payload,))
+            if frame is not None:
+                payload_error["frame"] = frame
+            st.socketio.emit("error", payload_error, to=sid)
+
+    socketio.server.on("keypoints", on_keypoints_direct)
+
+    def _arrived_direct(st: WebState, session: LiveSession) -> float:
+        """_arrived without a request context."""
+        arrival = current()
+        received, arrival.received = arrival.received, None
+        shed = arrival.take_shed()
+        if shed is not None:
+            with session.lock:
+                if shed.last_t_ms is not None:
+                    session.stale(shed.last_t_ms, shed.last_frame)
+            session.inbox.dropped += shed.count
+            st.socketio.emit("late", _late_notice(session, shed), to=session.sid)
+        return received if received is not None else time.perf_counter()
 
     @socketio.on("frame")
     @_guarded("frame", locked=False)
@@ -262,15 +312,24 @@ def register_socket(socketio: SocketIO) -> None:
         # Pose estimation and classification run on the session's worker (newest wins when behind).
         submit(st.socketio, session, _process, "frame", msg, t0, st.runner.greenlets)
 
-    def _process(session: LiveSession, item: Item) -> None:
-        """The worker's step: one fresh frame, classified (after server-side pose for `frame`)."""
-        st = state()
-        msg, t0 = item.msg, item.received
+    def _restart_if_ended(st: WebState, session: LiveSession) -> None:
         if session.ended:
             # The first frame after an end of stream starts a new one (its own actuation session).
             session.ended = False
             session.reset()
             _restart_actuation(st, session)
+
+    def _prepare(session: LiveSession, item: Item) -> Any:
+        """The batcher's first step for one `keypoints` frame: the stream it goes to."""
+        _restart_if_ended(state(), session)
+        msg = item.msg
+        return session.begin(msg.frame, msg.t_ms, msg.width, msg.height)
+
+    def _process(session: LiveSession, item: Item) -> None:
+        """The worker's step: one fresh frame, classified (after server-side pose for `frame`)."""
+        st = state()
+        msg, t0 = item.msg, item.received
+        _restart_if_ended(st, session)
         if item.event == "keypoints":
             result = session.push(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height, t0)
             if result is not None:
@@ -323,6 +382,11 @@ def register_socket(socketio: SocketIO) -> None:
             t = None
         emit("health_pong", {"t": t, "server_time_ms": time.time() * 1000.0, "model": session.model_name,
                              "frames": session.frames, "predictions": session.predictions})
+
+
+def _late_notice(session: LiveSession, shed: Any) -> dict[str, Any]:
+    return {"count": shed.count, "first_frame": shed.first_frame, "last_frame": shed.last_frame,
+            "oldest_age_ms": round(shed.oldest_age_ms, 1), "max_age_ms": session.inbox.max_age_ms}
 
 
 def _isnan_all(xyzv: Any) -> bool:

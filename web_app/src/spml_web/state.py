@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, current_app
 from flask_socketio import SocketIO
@@ -31,6 +32,7 @@ class WebState:
     runner: Runner = field(default_factory=lambda: Runner("threading"))
     started_at: float = field(default_factory=time.time)
     closed: bool = False
+    batcher: Any = None  # gevent mode: spml_web.batcher.Batcher, made by register_socket
 
 
 def state(app: Flask | None = None) -> WebState:

@@ -1,0 +1,139 @@
+"""gevent mode: the keypoints of every session that arrive in one turn of the hub's loop are classified together.
+
+Each `keypoints` handler only stamps, parses and queues its frame, then wakes the batcher greenlet,
+which runs once the hub has read what the sockets had ready. It takes the oldest fresh frame of each
+waiting session (late ones are dropped with a `late` notice, as in live_worker.drain) and pushes them
+all through ``StreamPredictor.push_many``: features and models run once per bundle for the whole turn
+instead of once per frame. Under load the turns grow, so each frame costs less exactly when the server
+is busiest (docs/web_app.md, "Capacity"). Each session still gets its frames in order, one per turn, and
+a session whose lock is held (a model being selected) waits for the next turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from spml_core import StreamPredictor
+from spml_core.errors import SpmlError, TimestampError
+
+from spml_web.inbox import Item
+from spml_web.live_worker import _error, _late
+from spml_web.protocol import ProtocolError
+from spml_web.sessions import LiveSession
+
+log = logging.getLogger("spml_web")
+
+Prepare = Callable[[LiveSession, Item], Any]  # the session's stream for this frame (after an ended stream: a new one)
+Emit = Callable[[LiveSession, dict[str, Any], float], None]
+RETRY_S = 0.002  # a session whose lock is held is tried again this soon
+
+
+class Batcher:
+    """One per server process (gevent mode): queue() from the handlers, classification on its own greenlet."""
+
+    def __init__(self, app: Any, socketio: Any, prepare: Prepare, emit: Emit) -> None:
+        self.app = app
+        self.socketio = socketio
+        self.prepare = prepare
+        self.emit = emit
+        self._ready: dict[str, LiveSession] = {}
+        self._wake: Any = None
+        self.turns = 0
+        self.frames = 0
+
+    def queue(self, session: LiveSession, msg: Any, received: float) -> None:
+        """Queue one parsed `keypoints` frame stamped with its arrival; it is classified in this turn's batch."""
+        session.inbox.put("keypoints", msg, received)
+        import greenlet
+
+        if greenlet.getcurrent().parent is None:
+            # Not on a greenlet of a running hub (Flask-SocketIO's test client calls from a plain thread):
+            # nothing would ever switch to the batcher, so classify now, as a batch of one.
+            with self.app.app_context():
+                self.turn([session])
+            return
+        self._ready[session.sid] = session
+        if self._wake is None:
+            import gevent
+            import gevent.event
+
+            self._wake = gevent.event.Event()
+            gevent.spawn(self._run)
+        self._wake.set()
+
+    def _run(self) -> None:
+        with self.app.app_context():  # prepare and emit read the app's state
+            self._loop()
+
+    def _loop(self) -> None:
+        import gevent
+
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            ready, self._ready = list(self._ready.values()), {}
+            try:
+                retry = self.turn(ready)
+            except Exception:  # a bug must not stop classification for every session
+                log.error("batch failed:\n%s", traceback.format_exc())
+                continue
+            if retry:
+                gevent.spawn_later(RETRY_S, self._wake.set)
+            elif self._ready:
+                self._wake.set()
+
+    def turn(self, sessions: list[LiveSession]) -> bool:
+        """Classify the next fresh frame of each session together; whether a session had to wait for its lock."""
+        batch: list[tuple[LiveSession, Item, Any]] = []
+        held: list[LiveSession] = []
+        retry = False
+        try:
+            for session in sessions:
+                if session.inbox.closed:
+                    continue
+                if not session.lock.acquire(blocking=False):
+                    self._ready[session.sid] = session
+                    retry = True
+                    continue
+                held.append(session)
+                item, late = session.inbox.take(timeout=0)
+                if late:
+                    _late(self.socketio, session, late, locked=True)
+                if item is None:
+                    continue
+                if len(session.inbox):
+                    self._ready[session.sid] = session  # one frame per session per turn, in order
+                try:
+                    batch.append((session, item, self.prepare(session, item)))
+                except Exception as exc:
+                    self._failed(session, item, exc)
+            results = StreamPredictor.push_many([(stream, item.msg.xyzv, item.msg.t_ms) for _, item, stream in batch])
+            self.turns += 1
+            self.frames += len(batch)
+            for (session, item, _), result in zip(batch, results):
+                try:
+                    if isinstance(result, TimestampError):
+                        raise ProtocolError(f"keypoints: {result}", code=result.code)
+                    payload = session.finish(item.msg.frame, item.msg.t_ms, result, item.received)
+                    if payload is not None:
+                        self.emit(session, payload, item.received)
+                except Exception as exc:
+                    self._failed(session, item, exc)
+        finally:
+            for session in held:
+                session.lock.release()
+        return retry
+
+    def _failed(self, session: LiveSession, item: Item, exc: Exception) -> None:
+        session.errors += 1
+        if isinstance(exc, ProtocolError):
+            _error(self.socketio, session, str(exc), exc.code, item)
+        elif isinstance(exc, SpmlError):
+            _error(self.socketio, session, f"{item.event}: {exc}", "failed", item)
+        else:  # a bug must not take the session or the server down
+            log.error("%s batch failed:\n%s", item.event, "".join(traceback.format_exception(exc)))
+            _error(self.socketio, session, f"{item.event}: internal error ({type(exc).__name__}: {exc})",
+                   "internal", item)
