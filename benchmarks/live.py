@@ -26,7 +26,10 @@ Targets on a 2-core machine with the load generator on it: 20 clients round trip
 no dropped session over 10 minutes with flat RSS; 40 clients all connected with every delivered
 prediction younger than 150 ms; server CPU per prediction <= 0.6 ms.
 
-Run: .venv/bin/python benchmarks/live.py [--clients 1,20] [--loops 1] [--duration S] [--workers N] [--no-ref]
+Landmarks go in the compact base64 float32 form the page sends (docs/protocol.md); --nested sends the JSON
+rows other clients may send.
+
+Run: .venv/bin/python benchmarks/live.py [--clients 1,20] [--loops 1] [--duration S] [--workers N] [--no-ref] [--nested]
      [--frames-mode] [--nagle-compare] [--actuator]
 """
 
@@ -515,7 +518,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="spml serve --workers N (default 1)")
     parser.add_argument("--async-mode", choices=("gevent", "threading"), default="gevent",
                         help="spml serve --async-mode (default gevent, the server's default)")
-    parser.add_argument("--compact", action="store_true", help="send landmarks in the compact base64 float32 form")
+    parser.add_argument("--nested", action="store_true",
+                        help="send landmarks as JSON rows (other clients' form) instead of the compact base64 float32 "
+                             "form the page sends")
+    parser.add_argument("--compact", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument("--sio-clients", action="store_true",
                         help="load generator: threaded python-socketio clients instead of the lean asyncio ones")
     parser.add_argument("--no-ref", action="store_true", help="skip StreamPoseML 0.3.1")
@@ -539,14 +545,15 @@ def main(argv: list[str] | None = None) -> int:
     loops = args.loops
     if args.duration:
         loops = max(1, int(np.ceil(args.duration * FPS / seq.n_frames)))
-    payloads = keypoint_payloads(seq, loops, args.compact)
+    payloads = keypoint_payloads(seq, loops, compact=not args.nested)
     if args.duration:
         payloads = payloads[: max(WINDOW, int(args.duration * FPS))]
     results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "runs": []}
 
     print(f"spml live benchmark: {len(payloads)} frames ({len(payloads) / FPS:.0f} s) per client, 30 Hz, "
           f"window {WINDOW} XGBoost bundle, spml serve on 127.0.0.1 ({args.async_mode} mode, {args.workers} worker "
-          f"process{'es' if args.workers != 1 else ''}, TCP_NODELAY); load average {_loadavg()}")
+          f"process{'es' if args.workers != 1 else ''}, TCP_NODELAY, landmarks {'as JSON rows' if args.nested else 'in the compact form the page sends'}); "
+          f"load average {_loadavg()}")
     server = Server(model, extra=["--workers", str(args.workers), "--async-mode", args.async_mode])
     try:
         for n in [int(c) for c in args.clients.split(",") if c]:

@@ -84,17 +84,25 @@ class LiveFeatureBuffer:
 
     def record(self, xyzv_frame: np.ndarray | None) -> None:
         """Put one frame in the raw rings (the first half of push: its features are not computed yet)."""
+        seen = self.masked(xyzv_frame)
+        self.store(seen, [pixel_points(s, self.width, self.height)[0] for s in seen])
+
+    def masked(self, xyzv_frame: np.ndarray | None) -> list[np.ndarray]:
+        """The frame (1, 33, 4) as each low-visibility view sees it (masks carry state: call in frame order)."""
         if xyzv_frame is None:
             frame = np.full((1, N_LANDMARKS, 4), np.nan)
         else:
             frame = np.asarray(xyzv_frame, dtype=np.float64).reshape(1, N_LANDMARKS, 4)
-        for mask, raw, pts in self._views:
-            seen = frame if mask is None else mask.apply(frame[0])[None]
+        return [frame if mask is None else mask.apply(frame[0])[None] for mask, _, _ in self._views]
+
+    def store(self, seen: list[np.ndarray], points: list[np.ndarray]) -> None:
+        """Shift the rings and write one frame's masked keypoints and pixel points (35, 3) per view."""
+        for (_, raw, pts), frame, p in zip(self._views, seen, points):
             if len(raw) > 1:
                 raw[:-1] = raw[1:]
                 pts[:-1] = pts[1:]
-            raw[-1] = seen[0]
-            pts[-1] = pixel_points(seen, self.width, self.height)[0]
+            raw[-1] = frame[0]
+            pts[-1] = p
 
     def advance(self) -> int:
         """Move to the next ring slot once a recorded frame's features are in place; the slot it filled."""

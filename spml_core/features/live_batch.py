@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from spml_core.features.compute import _finish, build_rows_fixed
+from spml_core.features.geometry import pixel_points
 from spml_core.features.live import LiveFeatureBuffer
 
 
@@ -23,8 +24,8 @@ def push_frames(frames: Sequence[tuple[LiveFeatureBuffer, np.ndarray | None]]) -
     """``buffer.push(frame, row=False)`` for each pair in order, with per-frame features computed together."""
     # (spec, width, height, extractor) -> [(buffer, slot, points, raw)]
     batched: dict[tuple[int, float, float, int], list[tuple[LiveFeatureBuffer, int, np.ndarray, np.ndarray]]] = {}
-    for buf, frame in frames:
-        buf.record(frame)
+    for buf, seen, points in _with_points([(buf, buf.masked(frame)) for buf, frame in frames]):
+        buf.store(seen, points)
         slot_row = buf._ring[buf._pos]
         for j, (ext, sl, hist, fast, view) in enumerate(buf._plan):
             _, raw, pts = buf._views[view]
@@ -44,6 +45,21 @@ def push_frames(frames: Sequence[tuple[LiveFeatureBuffer, np.ndarray | None]]) -
                                    width, height)
         for k, (buf, slot, _, _) in enumerate(jobs):
             buf._ring[slot, sl] = out[k]
+
+
+def _with_points(staged: list[tuple[LiveFeatureBuffer, list[np.ndarray]]]
+                 ) -> list[tuple[LiveFeatureBuffer, list[np.ndarray], list[np.ndarray]]]:
+    """Each staged frame with its pixel points per view, computed in one call per frame size."""
+    sizes: dict[tuple[float, float], list[tuple[int, int]]] = {}
+    for i, (buf, seen) in enumerate(staged):
+        for v in range(len(seen)):
+            sizes.setdefault((buf.width, buf.height), []).append((i, v))
+    points: list[list[Any]] = [[None] * len(seen) for _, seen in staged]
+    for (width, height), members in sizes.items():
+        pts = pixel_points(np.concatenate([staged[i][1][v] for i, v in members]), width, height)
+        for k, (i, v) in enumerate(members):
+            points[i][v] = pts[k]
+    return [(buf, seen, p) for (buf, seen), p in zip(staged, points)]
 
 
 def current_rows(buffers: Sequence[LiveFeatureBuffer]) -> list[np.ndarray]:

@@ -9,9 +9,9 @@ features are computed: a window then covers the same duration at any input rate 
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any, Literal
 
 import numpy as np
@@ -133,8 +133,7 @@ class TimeGrid:
         self._prev: np.ndarray | None = None
         self._prev_t: float | None = None
         self._times.clear()
-        self._fps_key: tuple[float | None, int] | None = None
-        self._fps: float | None = None
+        self._gaps: list[float] = []  # the intervals between _times, kept sorted for the median
 
     @property
     def last_t(self) -> float | None:
@@ -144,17 +143,12 @@ class TimeGrid:
     def input_fps(self) -> float | None:
         """Input rate over the last RATE_SPAN_MS: 1000 / the median interval between real frames, so a
         dropped frame or a jittered timestamp does not make a stream "too slow" (None until 5 frames)."""
-        times = self._times
-        if len(times) < 5:
+        if len(self._times) < 5:
             return None
-        key = (self._prev_t, len(times))
-        if self._fps_key != key:  # asked for twice per frame (gate and result): compute once
-            # A second of timestamps: sorting a short list in Python is ~10x cheaper than numpy's median.
-            gaps = sorted(b - a for a, b in zip(times, islice(times, 1, None)))
-            half = len(gaps) // 2
-            median = gaps[half] if len(gaps) % 2 else (gaps[half - 1] + gaps[half]) / 2.0
-            self._fps_key, self._fps = key, (1000.0 / median if median > 0 else None)
-        return self._fps
+        gaps = self._gaps
+        half = len(gaps) // 2
+        median = gaps[half] if len(gaps) % 2 else (gaps[half - 1] + gaps[half]) / 2.0
+        return 1000.0 / median if median > 0 else None
 
     def push(self, frame: np.ndarray, t_ms: float) -> GridStep:
         """Place one real frame (33, 4) at ``t_ms``; returns the grid frames it completes."""
@@ -172,9 +166,14 @@ class TimeGrid:
             if t - self._prev_t > self.max_gap_ms:
                 self.reset()
                 restarted = True
-        self._times.append(t)
-        while self._times and self._times[0] < t - RATE_SPAN_MS:
-            self._times.popleft()
+        times, gaps = self._times, self._gaps
+        if times:
+            insort(gaps, t - times[-1])
+        times.append(t)
+        while times and times[0] < t - RATE_SPAN_MS:
+            first = times.popleft()
+            if times:  # its interval to the next frame leaves the span with it
+                del gaps[bisect_left(gaps, times[0] - first)]
         if self._t0 is None:
             self._t0, self._k = t, 1
             self._prev, self._prev_t = frame, t

@@ -149,12 +149,12 @@ class Predictor:
 
     def _results(self, proba: np.ndarray, rows: np.ndarray | None = None) -> list[dict[str, Any]]:
         """One result dict per row of calibrated probabilities (n, classes), unknown ones without a label."""
-        unknown = self.unknown(proba, rows)
+        unknown = self.unknown(proba, rows).tolist()
         classes = self.classes
         out = []
-        for p, unsure in zip(proba, unknown):
-            result: dict[str, Any] = {"label": classes[int(np.argmax(p))],
-                                      "probabilities": {c: float(v) for c, v in zip(classes, p)}}
+        for p, best, unsure in zip(np.asarray(proba, dtype=np.float64).tolist(), np.argmax(proba, axis=1).tolist(),
+                                   unknown):
+            result: dict[str, Any] = {"label": classes[best], "probabilities": dict(zip(classes, p))}
             if unsure:
                 # Unlike every class it knows: no label, and the decision layer treats it as off.
                 result.update(label=None, status=UNKNOWN)

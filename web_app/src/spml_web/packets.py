@@ -21,11 +21,32 @@ class TolerantPacket(packet.Packet):
 
     def __init__(self, packet_type: int = packet.EVENT, data: Any = None, namespace: str | None = None,
                  id: int | None = None, binary: bool | None = None, encoded_packet: Any = None) -> None:
+        self._json: str | None = None
+        if binary is None and encoded_packet is None and isinstance(data, (list, dict)):
+            # An outgoing packet (a prediction): one JSON encoding, in C, both tells that it holds no bytes and
+            # is reused by encode(); python-socketio's own check walks every value in Python, which cost
+            # more than the encoding.
+            try:
+                self._json = self.json.dumps(data, separators=(",", ":"))
+                binary = False
+            except (TypeError, ValueError):  # bytes to send as attachments: python-socketio's way
+                self._json = None
         super().__init__(packet_type, data, namespace, id, binary, encoded_packet)
         # Engine.IO hands over JSON-looking messages already parsed; an empty one ({}, [], 0, "")
         # would skip decode() and reach the dispatcher as an event without data.
         if encoded_packet is not None and not encoded_packet:
             self.attachment_count = self._malformed("empty message")
+
+    def encode(self) -> Any:
+        """The packet as sent: python-socketio's format, with the JSON made in __init__ when there is one."""
+        if self._json is None or self.packet_type not in (packet.EVENT, packet.ACK):
+            return super().encode()
+        out = str(self.packet_type)
+        if self.namespace is not None and self.namespace != "/":
+            out += self.namespace + ","
+        if self.id is not None:
+            out += str(self.id)
+        return out + self._json
 
     def decode(self, encoded_packet: Any) -> int:
         """Decode normally; on failure become EVENT ``malformed_packet`` {message} on the main namespace."""

@@ -44,6 +44,10 @@ class WebConfig(BaseModel):
         default=250.0, gt=0, description="A frame older than this since the server received it is dropped as late "
         "(never classified, never actuates); after a stall the backlog is discarded"
     )
+    batch_wait_ms: float = Field(
+        default=3.0, ge=0, le=50, description="gevent mode, more than one session connected: how long a turn of the "
+        "batcher waits for other sessions' frames to classify them together (0: never waits)"
+    )
     decision_frames: int = Field(
         default=3, ge=1, le=1000, description="Consecutive predictions a label needs before it becomes the decision"
     )

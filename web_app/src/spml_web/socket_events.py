@@ -6,6 +6,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from flask import current_app, request
@@ -115,10 +116,10 @@ def _restart_actuation(st: WebState, session: LiveSession) -> None:
     _start_actuation(st, session)
 
 
-def _emit_prediction(session: LiveSession, result: dict[str, Any], t0: float) -> None:
+def _emit_prediction(session: LiveSession, result: dict[str, Any], t0: float, st: WebState | None = None) -> None:
     result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
-    # A server-level emit: predictions are made on the session's worker thread.
-    st = state()
+    # A server-level emit: predictions are made on the session's worker thread (or the batcher's greenlet).
+    st = st or state()
     st.socketio.emit("prediction", result, to=session.sid)
     if getattr(session, "peer", False) and session.predictor is not None:  # a StreamPoseML client (peer_compat)
         st.socketio.emit("frame_result", frame_result(result, list(session.predictor.classes),
@@ -146,7 +147,7 @@ def register_socket(socketio: SocketIO) -> None:
         st.runner.bind()
         if st.runner.greenlets and st.batcher is None:
             st.batcher = Batcher(current_app._get_current_object(), st.socketio, _prepare,  # type: ignore[attr-defined]
-                                 _emit_prediction)
+                                 partial(_emit_prediction, st=st), cfg.batch_wait_ms, lambda: len(st.sessions) > 1)
         if not st.runner.greenlets:  # greenlets never leave a frame waiting (live_worker.submit)
             start_worker(current_app._get_current_object(), st.socketio, session, _process)  # type: ignore[attr-defined]
         hello: dict[str, Any] = {"version": __version__, "models": st.catalog.describe(), "model": None,
@@ -321,7 +322,8 @@ def register_socket(socketio: SocketIO) -> None:
 
     def _prepare(session: LiveSession, item: Item) -> Any:
         """The batcher's first step for one `keypoints` frame: the stream it goes to."""
-        _restart_if_ended(state(), session)
+        if session.ended:
+            _restart_if_ended(state(), session)
         msg = item.msg
         return session.begin(msg.frame, msg.t_ms, msg.width, msg.height)
 

@@ -7,6 +7,7 @@ import { OneEuroFilter } from "/static/smoothing.js";
 import { createBluetoothPanel } from "/static/js/bluetooth.js";
 import { createSessionsPanel } from "/static/js/sessions.js";
 import { createPacer } from "/static/js/replay.js";
+import { compactLandmarks } from "/static/js/landmarks.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -496,7 +497,7 @@ function onPose(frame, tMs, rawLandmarks) {
   socket.emit("keypoints", {
     frame,
     t_ms: tMs,
-    landmarks,
+    landmarks: compactLandmarks(landmarks),
     width: video.videoWidth,
     height: video.videoHeight,
   });
@@ -781,7 +782,7 @@ async function replaySession(id) {
     state.poses += 1;
     if (f.landmarks) state.posesWithPerson += 1;
     if (state.model || state.recording) {
-      socket.emit("keypoints", { frame: f.frame, t_ms: f.t_ms, landmarks: f.landmarks, width: rec.width,
+      socket.emit("keypoints", { frame: f.frame, t_ms: f.t_ms, landmarks: compactLandmarks(f.landmarks), width: rec.width,
                                  height: rec.height });
       state.framesSent += 1;
     }
