@@ -11,7 +11,7 @@ from spml_core.features.visibility import LiveMask, policy_of
 from spml_core.keypoints.skeleton import N_LANDMARKS
 
 if TYPE_CHECKING:
-
+    from spml_core.components import FeatureExtractor
     from spml_core.features.spec import FeaturePipelineSpec
 from spml_core.features.compute import _finish, _live_window, build_rows_fixed
 
@@ -71,16 +71,19 @@ class LiveFeatureBuffer:
         self.record(xyzv_frame)
         slot = self._ring[self._pos]
         for ext, sl, hist, fast, view in self._plan:
-            _, raw, pts = self._views[view]
-            lo = len(raw) - hist - 1
-            if fast:
-                slot[sl] = ext.transform_points(pts[lo:], raw[lo:], self.width, self.height)[-1]
-            else:
-                slot[sl] = ext.transform(raw[lo:], self.width, self.height)[-1]
+            slot[sl] = self.newest(ext, hist, fast, view)
         self.advance()
         if self._count < self.window or not row:
             return None
         return self.current_row()
+
+    def newest(self, ext: FeatureExtractor, hist: int, fast: bool, view: int) -> np.ndarray:
+        """One extractor's features of the newest recorded frame (an entry of the plan: its history, path, view)."""
+        _, raw, pts = self._views[view]
+        lo = len(raw) - hist - 1
+        if fast:
+            return ext.transform_points(pts[lo:], raw[lo:], self.width, self.height)[-1]
+        return ext.transform(raw[lo:], self.width, self.height)[-1]
 
     def record(self, xyzv_frame: np.ndarray | None) -> None:
         """Put one frame in the raw rings (the first half of push: its features are not computed yet)."""

@@ -33,11 +33,7 @@ def push_frames(frames: Sequence[tuple[LiveFeatureBuffer, np.ndarray | None]]) -
                 batched.setdefault((id(buf.spec), buf.width, buf.height, j), []).append(
                     (buf, buf._pos, pts[-1].copy(), raw[-1].copy()))
                 continue
-            lo = len(raw) - hist - 1
-            if fast:
-                slot_row[sl] = ext.transform_points(pts[lo:], raw[lo:], buf.width, buf.height)[-1]
-            else:
-                slot_row[sl] = ext.transform(raw[lo:], buf.width, buf.height)[-1]
+            slot_row[sl] = buf.newest(ext, hist, fast, view)
         buf.advance()
     for (_, width, height, j), jobs in batched.items():
         ext, sl = jobs[0][0]._plan[j][0], jobs[0][0]._plan[j][1]
