@@ -6,7 +6,11 @@ and its annotations (../shared/data, or the copy `make setup` fetched; never cop
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -16,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import requests
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -133,6 +138,64 @@ def zip_dir() -> Any:
 def keypoint_messages() -> Any:
     """keypoint_messages(seq, start, stop): the keypoints payloads a browser would send for those frames."""
     return _keypoint_messages
+
+
+class AppProcess:
+    """`spml serve` in a subprocess on a free port; its URL is read from what it prints."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "spml_core", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        )
+        self.lines: list[str] = []
+        self.url = ""
+        while not self.url:
+            line = self.proc.stdout.readline()  # type: ignore[union-attr]
+            if not line and self.proc.poll() is not None:
+                break
+            self.lines.append(line)
+            if line.startswith("spml serve: http://"):
+                self.url = line.split()[2].rstrip("/")
+        if not self.url:
+            self.stop()
+            raise AssertionError("spml serve did not start:\n" + "".join(self.lines))
+        # Keep reading its output so that a chatty process never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.lines.append(line)
+
+    def health(self) -> dict[str, Any]:
+        """GET /api/health."""
+        return requests.get(f"{self.url}/api/health", timeout=10).json()
+
+    def stop(self) -> None:
+        """Ctrl-C, then SIGKILL after 15 s."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture()
+def app_process() -> Iterator[Callable[..., AppProcess]]:
+    """app_process(*serve_args): a real `spml serve` in its own process (stopped after the test), for
+    timings that must not share a GIL with the test's clients."""
+    started: list[AppProcess] = []
+
+    def make(*args: str) -> AppProcess:
+        started.append(AppProcess(*args))
+        return started[-1]
+
+    yield make
+    for proc in started:
+        proc.stop()
 
 
 class Recorder:

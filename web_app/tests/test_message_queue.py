@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,48 +60,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-class AppProcess:
-    """`spml serve` in a subprocess on a free port; its URL is read from what it prints."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spml_core", "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        )
-        self.lines: list[str] = []
-        self.url = ""
-        deadline = time.monotonic() + 90
-        while not self.url and time.monotonic() < deadline:
-            line = self.proc.stdout.readline()  # type: ignore[union-attr]
-            if not line and self.proc.poll() is not None:
-                break
-            self.lines.append(line)
-            if line.startswith("spml serve: http://"):
-                self.url = line.split()[2].rstrip("/")
-        if not self.url:
-            self.stop()
-            raise AssertionError("spml serve did not start:\n" + "".join(self.lines))
-        # Keep reading its output so that a chatty process never blocks on a full pipe.
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            self.lines.append(line)
-
-    def health(self) -> dict[str, Any]:
-        return requests.get(f"{self.url}/api/health", timeout=5).json()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def wait_subscribed(url: str, processes: int, timeout: float = 15.0) -> None:
     """Redis pub/sub is not durable: wait until the app processes listen on the channel."""
     import redis
@@ -118,12 +74,12 @@ def wait_subscribed(url: str, processes: int, timeout: float = 15.0) -> None:
 @pytest.mark.slow
 def test_client_of_process_1_receives_a_broadcast_emitted_by_process_2(
     redis_url: str, bundles: dict[str, Path], zip_dir: Any, tmp_path: Path,
-    recorder: Any,
+    recorder: Any, app_process: Any,
 ) -> None:
     models = tmp_path / "models"  # shared storage of both processes, as on a real deployment
     shutil.copytree(bundles["steps"], models / "steps")
     common = ("--models-dir", str(models), "--message-queue", redis_url, "--message-queue-channel", CHANNEL)
-    one, two = AppProcess(*common), AppProcess(*common)
+    one, two = app_process(*common), app_process(*common)
     client = None
     try:
         assert any("sharing rooms and broadcasts through redis://127.0.0.1" in line for line in one.lines)

@@ -39,6 +39,9 @@ class BoundedWebSocket(SimpleWebSocketWSGI):
     def __call__(self, environ: Any, start_response: Any) -> Any:
         """SimpleWebSocketWSGI.__call__, with the stamped input buffer in place before any message arrives."""
         self.ws = simple_websocket.Server(environ, **self.server_args)
+        if self.pause is not None:
+            # Its reader greenlet starts at the next switch, so it reads through the yielding socket.
+            self.ws.sock = YieldingSocket(self.ws.sock, self.pause)
         # The client speaks only after the server's Engine.IO open packet, sent by the handler below.
         self.ws.input_buffer = self.buffer = StampedBuffer()
         ret = self.app(self)
@@ -71,6 +74,27 @@ class BoundedWebSocket(SimpleWebSocketWSGI):
                 continue
             arrival.received = received
             return data
+
+
+class YieldingSocket:
+    """A socket whose every recv first lets the other greenlets run (gevent mode).
+
+    simple-websocket's reader loops recv-parse-recv, and gevent's recv returns at once while data is
+    waiting, so a client that keeps its socket full (a flood) would keep the hub to itself for as long as
+    it sends: every other connection's frames would wait behind its parsing.
+    """
+
+    def __init__(self, sock: Any, pause: Callable[[], Any]) -> None:
+        self._sock = sock
+        self._pause = pause
+
+    def recv(self, bufsize: int) -> bytes:
+        """Yield, then read."""
+        self._pause()
+        return self._sock.recv(bufsize)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 def limit_websocket_messages(eio: Any, max_bytes: int, max_age_ms: float | None = None) -> None:
