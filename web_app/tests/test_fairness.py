@@ -18,33 +18,44 @@ from spml_web.server import BackgroundServer
 
 pytestmark = pytest.mark.slow  # needs the trained bundles
 
-# A client in its own process that sends `keypoints` at RATE for SECONDS (or until STOP exists) and counts
-# its notices.
-# It speaks Socket.IO over a raw WebSocket with its frames encoded up front (as the benchmark's load
-# generator does): python-socketio's client would spend a whole core of this 2-core machine on 2,000
-# events/s, and the test would measure the scheduler instead of the server's fairness.
-FLOODER = textwrap.dedent("""
+# The clients below run in processes of their own and speak Socket.IO over a raw WebSocket with their frames
+# encoded up front (as the benchmark's load generator does). python-socketio's client would spend a whole
+# core of this 2-core machine on 2,000 events/s, and in the test's process its threads would share a GIL
+# with whatever threads earlier tests left behind: the test would measure those, not the server.
+RAW_CLIENT = textwrap.dedent("""
     import json, os, sys, threading, time
     from websockets.sync.client import connect
+
+    def join(url, on_event):
+        # Connect, join the main namespace, answer pings; on_event(name, data, arrival) on a reader thread.
+        ws = connect(url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+                     compression=None, max_size=None)
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        joined = threading.Event()
+        def read():
+            try:
+                for msg in ws:
+                    now = time.perf_counter()
+                    if msg == "2":
+                        ws.send("3")
+                    elif msg.startswith("40"):
+                        joined.set()
+                    elif msg.startswith("42"):
+                        name, data = (json.loads(msg[2:]) + [None])[:2]
+                        on_event(name, data, now)
+            except Exception:
+                pass
+        threading.Thread(target=read, daemon=True).start()
+        joined.wait(30)
+        return ws
+""")
+
+# Sends `keypoints` at RATE for SECONDS (or until STOP exists) and counts its notices.
+FLOODER = RAW_CLIENT + textwrap.dedent("""
     url, seconds, rate, stop = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-    ws = connect(url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", compression=None,
-                 max_size=None)
-    assert ws.recv().startswith("0")
-    ws.send("40")
-    notices, joined = [], threading.Event()
-    def read():
-        try:
-            for msg in ws:
-                if msg == "2":
-                    ws.send("3")
-                elif msg.startswith("40"):
-                    joined.set()
-                elif msg.startswith('42["rate_limited",'):
-                    notices.append(json.loads(msg[2:])[1])
-        except Exception:
-            pass
-    threading.Thread(target=read, daemon=True).start()
-    joined.wait(30)
+    notices = []
+    ws = join(url, lambda name, data, t: notices.append(data) if name == "rate_limited" else None)
     row = json.dumps([[0.5, 0.5, 0.0, 1.0]] * 33, separators=(",", ":"))
     sent, t0 = 0, time.monotonic()
     while (now := time.monotonic()) - t0 < seconds and not (sent % 500 == 0 and os.path.exists(stop)):
@@ -67,39 +78,22 @@ FLOODER = textwrap.dedent("""
 @pytest.fixture(params=["gevent", "threading"])
 def server(app_process: Any, models_dir: Any, request: Any) -> Any:
     # In its own process, as `spml serve` runs: in the test's process the server's thread and the
-    # clients' threads would take turns on one GIL (5-ms switches), which is not the server's latency.
+    # test's threads would take turns on one GIL (5-ms switches), which is not the server's latency.
     return app_process("--models-dir", str(models_dir), "--workers", "1", "--max-events-per-s", "60",
                        "--async-mode", request.param)
 
 
-# A camera-rate client in its own process: after selecting the model, it sends the frames of FRAMES_JSON at
-# HZ, then prints the round trip (ms) of each prediction and the rate_limited notices it got. Not in the
-# test's process: there, its threads would share a GIL with whatever threads earlier tests left behind.
-CAMERA = textwrap.dedent("""
-    import json, sys, threading, time
-    from websockets.sync.client import connect
+# A camera-rate client: after selecting the model, it sends the frames of FRAMES_JSON at HZ, then prints the
+# round trip (ms) of each prediction and the rate_limited notices it got.
+CAMERA = RAW_CLIENT + textwrap.dedent("""
     url, frames, hz = sys.argv[1], json.load(open(sys.argv[2])), float(sys.argv[3])
-    ws = connect(url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", compression=None,
-                 max_size=None)
-    assert ws.recv().startswith("0")
-    ws.send("40")
-    sent, rtt, notices, joined = {}, [], [], threading.Event()
-    def read():
-        try:
-            for msg in ws:
-                now = time.perf_counter()
-                if msg == "2":
-                    ws.send("3")
-                elif msg.startswith("40"):
-                    joined.set()
-                elif msg.startswith('42["prediction",'):
-                    rtt.append((now - sent[json.loads(msg[2:])[1]["frame"]]) * 1000.0)
-                elif msg.startswith('42["rate_limited",'):
-                    notices.append(json.loads(msg[2:])[1])
-        except Exception:
-            pass
-    threading.Thread(target=read, daemon=True).start()
-    joined.wait(30)
+    sent, rtt, notices = {}, [], []
+    def on_event(name, data, arrival):
+        if name == "prediction":
+            rtt.append((arrival - sent[data["frame"]]) * 1000.0)
+        elif name == "rate_limited":
+            notices.append(data)
+    ws = join(url, on_event)
     ws.send('42["select_model",{"name":"steps"}]')
     time.sleep(0.3)
     t0 = time.perf_counter()
