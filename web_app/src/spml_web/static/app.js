@@ -290,7 +290,9 @@ function showModelDetails(name) {
 }
 
 function selectModel(name) {
-  // "(none)" is a choice too: the server drops the model and classification stops.
+  // "(none)" is a choice too: the server drops the model and classification stops. The page stops
+  // sending frames now, not at the server's answer: a frame sent in between would only earn a no_model error.
+  if (!name) state.model = null;
   socket.emit("select_model", { name: name || null, every: Number($("every").value) || 1 });
 }
 
