@@ -22,10 +22,15 @@ from spml_web.server import BackgroundServer
 
 pytestmark = pytest.mark.slow
 
+# These tests need every paced frame classified and recorded. On a busy machine (CI, a browser test next
+# door) one frame can still wait past the default 250 ms and be dropped as late, by design: not what is
+# tested here.
+PATIENT = {"max_age_ms": 60_000.0}
+
 
 @pytest.fixture()
 def server(make_app: Any, tmp_path: Path) -> Iterator[BackgroundServer]:
-    with BackgroundServer(make_app(sessions_dir=tmp_path / "sessions")) as srv:
+    with BackgroundServer(make_app(sessions_dir=tmp_path / "sessions", **PATIENT)) as srv:
         yield srv
 
 
@@ -163,7 +168,7 @@ def test_recording_needs_a_sessions_folder_and_none_stops_classification(
 def test_record_every_session_and_evaluate_it(make_app: Any, recorder: Any, example_keypoints: Any,
                                               keypoint_messages: Any, bundles: dict[str, Path],
                                               example_dir: Path, tmp_path: Path) -> None:
-    with BackgroundServer(make_app(sessions_dir=tmp_path / "sessions", record=True)) as srv:
+    with BackgroundServer(make_app(sessions_dir=tmp_path / "sessions", record=True, **PATIENT)) as srv:
         rec = recorder(srv.url)
         rec.wait_for("hello")
         first = rec.wait_for("recording")[0]  # record: true starts one at connect
