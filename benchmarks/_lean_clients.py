@@ -98,17 +98,21 @@ class LeanCamera:
         await self.ws.close()
 
 
-async def _run(url: str, frames: list[tuple[int, str]], n: int, fps: float, expected: int) -> list[LeanCamera]:
+async def _run(url: str, frames: list[tuple[int, str]], n: int, fps: float, expected: int,
+               together: bool) -> list[LeanCamera]:
     cameras = [LeanCamera(url, frames, fps) for _ in range(n)]
     await asyncio.gather(*(c.open() for c in cameras))
     start = time.perf_counter() + 1.0
-    # Starts spread over one frame interval, as independent cameras would be.
-    await asyncio.gather(*(c.stream(start + i / (fps * n), expected) for i, c in enumerate(cameras)))
+    # Starts spread over one frame interval, as independent cameras would be (or all at once).
+    spread = 0.0 if together else 1.0 / (fps * n)
+    await asyncio.gather(*(c.stream(start + i * spread, expected) for i, c in enumerate(cameras)))
     return cameras
 
 
 def stream_cameras(url: str, payloads: list[dict[str, Any]], n: int, fps: float, expected: int,
-                   event: str = "keypoints") -> list[LeanCamera]:
-    """Run n cameras streaming ``payloads`` at ``fps`` to the server at ``url``; the finished cameras."""
+                   event: str = "keypoints", together: bool = False) -> list[LeanCamera]:
+    """Run n cameras streaming ``payloads`` at ``fps`` to the server at ``url``; the finished cameras.
+
+    ``together``: every camera sends at the same instant (the best case for batching), not spread out."""
     frames = [(int(p["frame"]), encode_event(event, p)) for p in payloads]
-    return asyncio.run(_run(url, frames, n, fps, expected))
+    return asyncio.run(_run(url, frames, n, fps, expected, together))

@@ -272,11 +272,12 @@ class RssSampler(threading.Thread):
 
 
 def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "keypoints",
-                server: Server | None = None, lean: bool = True) -> dict[str, Any]:
+                server: Server | None = None, lean: bool = True, together: bool = False) -> dict[str, Any]:
     """Stream from n clients at once (starts spread over one frame interval); latency, age, RSS, drops.
 
     ``lean``: keypoints go through the asyncio raw-WebSocket cameras (_lean_clients.py), which leave the
     cores to the server; otherwise (and for JPEG frames) each client is a threaded python-socketio client.
+    ``together``: the lean cameras all send at the same instant instead.
     """
     # The load generator's own full garbage collections (its heap holds every payload) would stall all
     # its sending threads at once and show up as server latency: keep them out of the measurement.
@@ -289,7 +290,7 @@ def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "
     clients: list[Any]
     if lean and event == "keypoints":
         rss.start()
-        clients = stream_cameras(url, payloads, n, FPS, len(payloads) - WINDOW + 1)
+        clients = stream_cameras(url, payloads, n, FPS, len(payloads) - WINDOW + 1, together=together)
     else:
         clients = [StreamingClient(url, payloads, 0.0, event) for i in range(n)]
         start = time.perf_counter() + 1.0
