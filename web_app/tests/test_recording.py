@@ -257,3 +257,57 @@ def test_server_side_pose_records_the_servers_estimator(make_app: Any, recorder:
 
     pose, warnings = bundle_pose({"session": est.model_dump()})
     assert pose is not None and pose["model"] == "lite" and "where" not in pose["options"] and not warnings
+
+
+def test_frames_shed_as_late_are_still_recorded(make_app: Any, recorder: Any, example_keypoints: Any,
+                                                keypoint_messages: Any, tmp_path: Path) -> None:
+    """The connection stalls (its select_model waits 1.5 s for the session): the frames sent meanwhile are
+    shed unread and never classified, but the recording keeps every frame the client sent, in order."""
+    import threading
+    import time
+
+    from spml_core import load_keypoints
+    from spml_web.app import state
+
+    seq = example_keypoints
+    with BackgroundServer(make_app(sessions_dir=tmp_path / "sessions")) as srv:
+        rec = recorder(srv.url, ["websocket"])
+        rec.wait_for("hello")
+        rec.client.emit("select_model", {"name": "steps"})
+        rec.wait_for("model_selected")
+        rec.client.emit("record", {"on": True, "source": "example_video.webm", "pose_model": "lite"})
+        rec.wait_for("recording")
+        session = state(srv.app).sessions.get(rec.sid)
+        assert session is not None
+        msgs = keypoint_messages(seq, 0, 150)
+        for msg in msgs[:20]:
+            rec.client.emit("keypoints", msg)
+            time.sleep(1 / 30)
+        rec.wait_for("prediction", where=lambda p: p["frame"] == 19, timeout=20)
+        held = threading.Event()
+
+        def stall() -> None:
+            with session.lock:
+                held.set()
+                time.sleep(1.5)
+
+        staller = threading.Thread(target=stall)
+        staller.start()
+        held.wait()
+        rec.client.emit("select_model", {"name": "steps"})  # handled on the connection's own greenlet: it waits
+        for msg in msgs[20:]:
+            rec.client.emit("keypoints", msg)
+            time.sleep(1 / 30)
+        staller.join()
+        rec.wait_for("prediction", where=lambda p: p["frame"] == 149, timeout=20)
+        shed = sum(n["count"] for n in rec.wait_for("late"))
+        assert shed > 20
+        predicted = {p["frame"] for p in rec.of("prediction")}
+        assert len(predicted & {m["frame"] for m in msgs[20:]}) < 130 - 20  # the shed ones were not classified
+        rec.client.emit("record", {"on": False})
+        summary = rec.wait_for("recording", 2, timeout=30)[1]["session"]
+        folder = srv.app.extensions["spml"].archive.root / summary["id"]
+    assert summary["frames"] == 150 and "frames_not_recorded" not in summary, summary
+    loaded = load_keypoints(folder)
+    np.testing.assert_array_equal(loaded.frame_index, seq.frame_index[:150])
+    np.testing.assert_allclose(loaded.xyzv, seq.xyzv[:150], atol=1e-6, equal_nan=True)

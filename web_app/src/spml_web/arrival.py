@@ -16,14 +16,16 @@ The handler of the message that is returned runs on the same thread (Flask-Socke
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import greenlet
+
 KEYPOINTS_PREFIX = '42["keypoints",'  # a text event on the main namespace (binary events are never shed)
 _FRAME = re.compile(r'"frame":(-?\d+)')
 _T_MS = re.compile(r'"t_ms":(-?[0-9.eE+-]+)')
+KEEP_SHED = 900  # 30 s of a 30 Hz camera, about 0.8 MB
 
 
 class StampedBuffer(list):  # type: ignore[type-arg]
@@ -55,9 +57,14 @@ class Shed:
     last_frame: int | None = None
     last_t_ms: float | None = None
     oldest_age_ms: float = 0.0
+    # The raw messages, for a session that records (session_api.record_shed): a recording keeps every
+    # frame the client sent, classified or not. At most KEEP_SHED of them per stall.
+    messages: list[str] = field(default_factory=list)
 
     def add(self, message: str, age_ms: float) -> None:
         """Count one shed message (frame number and time read without parsing the landmarks)."""
+        if len(self.messages) < KEEP_SHED:
+            self.messages.append(message)
         frame = _FRAME.search(message)
         t_ms = _T_MS.search(message)
         number = int(frame.group(1)) if frame else None
@@ -86,14 +93,18 @@ class Arrival:
         return shed
 
 
-_local = threading.local()
-
-
 def current() -> Arrival:
-    """This thread's arrival record (one WebSocket connection per handler thread)."""
-    record = getattr(_local, "arrival", None)
+    """This connection's arrival record: one per handler thread, or per greenlet in gevent mode.
+
+    In gevent mode every connection's handler runs on the hub's one thread, and a handler that sheds
+    frames yields to the others before it reads on: a thread-local record would hand one connection's
+    shed frames (and its late notice) to whichever connection ran next. greenlet.getcurrent() is the
+    thread's own main greenlet in threading mode, so one key serves both.
+    """
+    owner = greenlet.getcurrent()
+    record = getattr(owner, "spml_arrival", None)
     if record is None:
-        record = _local.arrival = Arrival()
+        record = owner.spml_arrival = Arrival()
     return record
 
 

@@ -129,6 +129,11 @@ class SessionRecorder:
                 self.size = (int(width), int(height))
             self.counts["frames"] += 1
 
+    def not_recorded(self, count: int) -> None:
+        """Frames the client sent that the recording could not keep (session.json: frames_not_recorded)."""
+        with self._lock:
+            self.counts["frames_not_recorded"] = self.counts.get("frames_not_recorded", 0) + count
+
     def event(self, kind: str, payload: dict[str, Any]) -> None:
         """Append one event (prediction, action, model, note) to events.jsonl, flushed at once."""
         with self._lock:

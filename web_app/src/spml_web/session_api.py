@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,10 @@ from flask_socketio import SocketIO, emit
 from spml_core import SmoothingOptions
 from spml_core import __version__ as core_version
 from spml_web import __version__
+from spml_web.arrival import Shed
 from spml_web.http_routes import pose_model_files
-from spml_web.protocol import ProtocolError, parse_record
+from spml_web.peer_compat import is_peer_payload
+from spml_web.protocol import ProtocolError, parse_keypoints, parse_record
 from spml_web.recording import RecordingError, bundle_id, source_name
 from spml_web.vendor import vendor_status
 
@@ -85,6 +88,31 @@ def _digest(path: Path) -> str:
         return _digest_of(str(path), st.st_size, st.st_mtime_ns)
     except OSError:
         return "unreadable"
+
+
+def record_shed(session: LiveSession, shed: Shed) -> int:
+    """Record the keypoints frames shed as late before the frame being handled: never classified, but a
+    recording keeps every frame the client sent, in order. The number recorded; the rest (past
+    KEEP_SHED, malformed or out of order) are counted in the session's ``frames_not_recorded``."""
+    recorder = session.recorder
+    if recorder is None:
+        return 0
+    kept = 0
+    for raw in shed.messages:
+        try:
+            payload = json.loads(raw[len("42"):])[1]
+            if is_peer_payload(payload):  # StreamPoseML's client: its frames are stamped on arrival
+                continue
+            msg = parse_keypoints(payload)
+            with session.lock:
+                session.check_order(msg.frame, msg.t_ms, "keypoints")
+                recorder.frame(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height)
+            kept += 1
+        except (ValueError, TypeError, IndexError, ProtocolError):
+            continue  # as it would have been refused had it come in time
+    if shed.count > kept:
+        recorder.not_recorded(shed.count - kept)
+    return kept
 
 
 def finish_recording(session: LiveSession) -> None:

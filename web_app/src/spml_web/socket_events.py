@@ -31,6 +31,7 @@ from spml_web.protocol import (
 from spml_web.session_api import (
     finish_recording,
     model_record,
+    record_shed,
     register_recording_event,
     start_recording,
 )
@@ -230,6 +231,8 @@ def register_socket(socketio: SocketIO) -> None:
         shed = arrival.take_shed()
         session = state().sessions.get(request.sid) if shed is not None else None
         if shed is not None and session is not None:
+            if session.recorder is not None:  # a recording session's frames always come this way
+                record_shed(session, shed)
             with session.lock:
                 if shed.last_t_ms is not None:
                     session.stale(shed.last_t_ms, shed.last_frame)
