@@ -128,17 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds of streaming (default 15)")
     parser.add_argument("--batch-wait-ms", type=float, default=3.0, help="serve's batch_wait_ms (default 3)")
     args = parser.parse_args(argv)
-    if not (live.EXAMPLE / "example_video.webm").exists():
-        print(f"greenlet CPU: example video not found under {live.EXAMPLE}; run `make setup`")
+    inputs = live.camera_inputs(args.seconds, "greenlet CPU")
+    if inputs is None:
         return 1
-    live.CACHE.mkdir(parents=True, exist_ok=True)
-    from spml_core.keypoints.sequence import load_keypoints
-
-    kp = live.keypoints()
-    seq = load_keypoints(kp)
-    model = live.bundle(live.dataset(kp))
-    frames = int(args.seconds * live.FPS)
-    payloads = live.keypoint_payloads(seq, 1 + frames // seq.n_frames, compact=True)[:frames]
+    model, payloads = inputs
+    frames = len(payloads)
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "serve.yml"
         config.write_text(f"serve:\n  batch_wait_ms: {args.batch_wait_ms}\n")

@@ -227,6 +227,21 @@ class StreamingClient(threading.Thread):
             self.client.disconnect()
 
 
+def camera_inputs(seconds: float, who: str) -> tuple[Path, list[dict[str, Any]]] | None:
+    """The window-10 bundle and `seconds` of 30 Hz compact keypoints events (the example's, cached under
+    build/live-bench/), or None after saying the example is missing."""
+    if not (EXAMPLE / "example_video.webm").exists():
+        print(f"{who}: example video not found under {EXAMPLE}; run `make setup`")
+        return None
+    CACHE.mkdir(parents=True, exist_ok=True)
+    from spml_core.keypoints.sequence import load_keypoints
+
+    kp = keypoints()
+    seq = load_keypoints(kp)
+    frames = int(seconds * FPS)
+    return bundle(dataset(kp)), keypoint_payloads(seq, 1 + frames // seq.n_frames, compact=True)[:frames]
+
+
 def keypoint_payloads(seq: Any, loops: int, compact: bool = False) -> list[dict[str, Any]]:
     """The video's frames as the page's keypoints events (looped with increasing frame numbers and times)."""
     import base64

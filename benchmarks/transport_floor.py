@@ -199,17 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve_floor(0, args.serve[0], float(args.serve[1]))
         return 0
-    if not (live.EXAMPLE / "example_video.webm").exists():
-        print(f"transport floor: example video not found under {live.EXAMPLE}; run `make setup`")
+    inputs = live.camera_inputs(args.seconds, "transport floor")
+    if inputs is None:
         return 1
-    live.CACHE.mkdir(parents=True, exist_ok=True)
-    from spml_core.keypoints.sequence import load_keypoints
-
-    kp = live.keypoints()
-    seq = load_keypoints(kp)
-    model = live.bundle(live.dataset(kp))
-    frames = int(args.seconds * live.FPS)
-    payloads = live.keypoint_payloads(seq, 1 + frames // seq.n_frames, compact=True)[:frames]
+    model, payloads = inputs
+    frames = len(payloads)
     print(f"transport floor: {args.clients} cameras x 30 Hz, {frames} frames each, "
           f"{'all at the same instant' if args.together else 'spread over the frame interval'}; "
           f"one server process each; load average {live._loadavg()}")
