@@ -108,7 +108,7 @@ def record_shed(session: LiveSession, shed: Shed) -> int:
                 session.check_order(msg.frame, msg.t_ms, "keypoints")
                 recorder.frame(msg.frame, msg.t_ms, msg.xyzv, msg.width, msg.height)
             kept += 1
-        except (ValueError, TypeError, IndexError, ProtocolError):
+        except (ValueError, TypeError, IndexError, KeyError, RecursionError, ProtocolError):
             continue  # as it would have been refused had it come in time
     if shed.count > kept:
         recorder.not_recorded(shed.count - kept)
