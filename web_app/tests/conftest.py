@@ -134,6 +134,42 @@ def zip_dir() -> Any:
     return _zip_dir
 
 
+@pytest.fixture()
+def stream_through_stall() -> Callable[..., tuple[dict[int, float], float]]:
+    """stream_through_stall(rec, session, msgs): send ``msgs`` at 30 Hz; after the first 20 (and their
+    predictions) the connection's own handler stalls for 1.5 s: its select_model waits for the session's
+    lock, held by a thread, so the frames sent meanwhile wait in the WebSocket's buffer. Returns each later
+    frame's send time and when the lock was released (perf_counter)."""
+
+    def run(rec: Any, session: Any, msgs: list[dict[str, Any]], warm: int = 20,
+            seconds: float = 1.5) -> tuple[dict[int, float], float]:
+        for msg in msgs[:warm]:
+            rec.client.emit("keypoints", msg)
+            time.sleep(1 / 30)
+        rec.wait_for("prediction", where=lambda p: p["frame"] == msgs[warm - 1]["frame"], timeout=20)
+        held, released = threading.Event(), [float("inf")]
+
+        def stall() -> None:
+            with session.lock:
+                held.set()
+                time.sleep(seconds)
+                released[0] = time.perf_counter()
+
+        staller = threading.Thread(target=stall)
+        staller.start()
+        held.wait()
+        rec.client.emit("select_model", {"name": "steps"})  # handled by the connection itself: it now waits
+        sent_at: dict[int, float] = {}
+        for msg in msgs[warm:]:
+            sent_at[msg["frame"]] = time.perf_counter()
+            rec.client.emit("keypoints", msg)
+            time.sleep(1 / 30)
+        staller.join()
+        return sent_at, released[0]
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def keypoint_messages() -> Any:
     """keypoint_messages(seq, start, stop): the keypoints payloads a browser would send for those frames."""

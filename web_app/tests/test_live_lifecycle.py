@@ -163,7 +163,7 @@ def test_a_3_s_stall_drops_the_backlog_and_never_switches_on_for_it(
 
 
 def test_frames_left_waiting_in_the_socket_are_shed_unread_and_never_actuate(
-    server: BackgroundServer, example_keypoints: Any, recorder: Any, device: Device,
+    server: BackgroundServer, example_keypoints: Any, recorder: Any, device: Device, stream_through_stall: Any,
 ) -> None:
     """The connection's own thread stalls (its select_model waits 1.5 s for the session): the keypoints sent
     meanwhile wait in the WebSocket's buffer, and those older than the bound when the thread is free again
@@ -174,32 +174,10 @@ def test_frames_left_waiting_in_the_socket_are_shed_unread_and_never_actuate(
     rec.wait_for("hello")
     session = state(server.app).sessions.get(rec.sid)
     assert session is not None
-    msgs = _messages(example_keypoints, 0, 150)
-    for msg in msgs[:20]:
-        rec.client.emit("keypoints", msg)
-        time.sleep(1 / 30)
-    rec.wait_for("prediction", where=lambda p: p["frame"] == 19)
-    held, release_at = threading.Event(), [float("inf")]
-
-    def stall() -> None:
-        with session.lock:
-            held.set()
-            time.sleep(1.5)
-            release_at[0] = time.perf_counter()
-
-    staller = threading.Thread(target=stall)
-    staller.start()
-    held.wait()
-    rec.client.emit("select_model", {"name": "steps"})  # handled on the connection's thread: it now waits
-    sent_at: dict[int, float] = {}
-    for msg in msgs[20:]:
-        sent_at[msg["frame"]] = time.perf_counter()
-        rec.client.emit("keypoints", msg)
-        time.sleep(1 / 30)
-    staller.join()
+    sent_at, released = stream_through_stall(rec, session, _messages(example_keypoints, 0, 150))
     rec.wait_for("prediction", where=lambda p: p["frame"] == 149, timeout=20)
     bound = 250.0
-    stalled = {f for f, t in sent_at.items() if t < release_at[0] - bound / 1000.0}
+    stalled = {f for f, t in sent_at.items() if t < released - bound / 1000.0}
     assert len(stalled) > 25
     late = rec.wait_for("late")
     assert sum(n["count"] for n in late) >= len(stalled), (late, len(stalled))

@@ -260,12 +260,10 @@ def test_server_side_pose_records_the_servers_estimator(make_app: Any, recorder:
 
 
 def test_frames_shed_as_late_are_still_recorded(make_app: Any, recorder: Any, example_keypoints: Any,
-                                                keypoint_messages: Any, tmp_path: Path) -> None:
+                                                keypoint_messages: Any, stream_through_stall: Any,
+                                                tmp_path: Path) -> None:
     """The connection stalls (its select_model waits 1.5 s for the session): the frames sent meanwhile are
     shed unread and never classified, but the recording keeps every frame the client sent, in order."""
-    import threading
-    import time
-
     from spml_core import load_keypoints
     from spml_web.app import state
 
@@ -280,25 +278,7 @@ def test_frames_shed_as_late_are_still_recorded(make_app: Any, recorder: Any, ex
         session = state(srv.app).sessions.get(rec.sid)
         assert session is not None
         msgs = keypoint_messages(seq, 0, 150)
-        for msg in msgs[:20]:
-            rec.client.emit("keypoints", msg)
-            time.sleep(1 / 30)
-        rec.wait_for("prediction", where=lambda p: p["frame"] == 19, timeout=20)
-        held = threading.Event()
-
-        def stall() -> None:
-            with session.lock:
-                held.set()
-                time.sleep(1.5)
-
-        staller = threading.Thread(target=stall)
-        staller.start()
-        held.wait()
-        rec.client.emit("select_model", {"name": "steps"})  # handled on the connection's own greenlet: it waits
-        for msg in msgs[20:]:
-            rec.client.emit("keypoints", msg)
-            time.sleep(1 / 30)
-        staller.join()
+        stream_through_stall(rec, session, msgs)
         rec.wait_for("prediction", where=lambda p: p["frame"] == 149, timeout=20)
         shed = sum(n["count"] for n in rec.wait_for("late"))
         assert shed > 20

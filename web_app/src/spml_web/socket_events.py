@@ -224,21 +224,9 @@ def register_socket(socketio: SocketIO) -> None:
     register_recording_event(socketio, _guarded)
 
     def _arrived() -> float:
-        """When this frame reached the server's socket (its handler's start without a WebSocket), after
-        telling the session about the frames shed unread before it (arrival.py)."""
-        arrival = current()
-        received, arrival.received = arrival.received, None
-        shed = arrival.take_shed()
-        session = state().sessions.get(request.sid) if shed is not None else None
-        if shed is not None and session is not None:
-            if session.recorder is not None:  # a recording session's frames always come this way
-                record_shed(session, shed)
-            with session.lock:
-                if shed.last_t_ms is not None:
-                    session.stale(shed.last_t_ms, shed.last_frame)
-            session.inbox.dropped += shed.count
-            emit("late", _late_notice(session, shed))
-        return received if received is not None else time.perf_counter()
+        """_arrived_for this request's session."""
+        st = state()
+        return _arrived_for(st, st.sessions.get(request.sid))
 
     @socketio.on("keypoints")
     @_guarded("keypoints", locked=False)
@@ -274,7 +262,7 @@ def register_socket(socketio: SocketIO) -> None:
             socketio._handle_event(on_keypoints, "keypoints", "/", sid, payload)
             return
         try:
-            t0 = _arrived_direct(st, session)
+            t0 = _arrived_for(st, session)
             if st.config.peer_compat and is_peer_payload(payload):
                 payload = to_spml_keypoints(session, payload)
             st.batcher.queue(session, parse_keypoints(payload), t0)
@@ -292,19 +280,6 @@ def register_socket(socketio: SocketIO) -> None:
             st.socketio.emit("error", payload_error, to=sid)
 
     socketio.server.on("keypoints", on_keypoints_direct)
-
-    def _arrived_direct(st: WebState, session: LiveSession) -> float:
-        """_arrived without a request context."""
-        arrival = current()
-        received, arrival.received = arrival.received, None
-        shed = arrival.take_shed()
-        if shed is not None:
-            with session.lock:
-                if shed.last_t_ms is not None:
-                    session.stale(shed.last_t_ms, shed.last_frame)
-            session.inbox.dropped += shed.count
-            st.socketio.emit("late", _late_notice(session, shed), to=session.sid)
-        return received if received is not None else time.perf_counter()
 
     @socketio.on("frame")
     @_guarded("frame", locked=False)
@@ -387,6 +362,24 @@ def register_socket(socketio: SocketIO) -> None:
             t = None
         emit("health_pong", {"t": t, "server_time_ms": time.time() * 1000.0, "model": session.model_name,
                              "frames": session.frames, "predictions": session.predictions})
+
+
+def _arrived_for(st: WebState, session: LiveSession | None) -> float:
+    """When this frame reached the server's socket (its handler's start without a WebSocket), after
+    telling the session about the frames shed unread before it (arrival.py): a late notice and a stale
+    decision, and a recording session records them."""
+    arrival = current()
+    received, arrival.received = arrival.received, None
+    shed = arrival.take_shed()
+    if shed is not None and session is not None:
+        if session.recorder is not None:
+            record_shed(session, shed)
+        with session.lock:
+            if shed.last_t_ms is not None:
+                session.stale(shed.last_t_ms, shed.last_frame)
+        session.inbox.dropped += shed.count
+        st.socketio.emit("late", _late_notice(session, shed), to=session.sid)
+    return received if received is not None else time.perf_counter()
 
 
 def _late_notice(session: LiveSession, shed: Any) -> dict[str, Any]:
