@@ -16,8 +16,6 @@ Run: .venv/bin/python benchmarks/greenlet_cpu.py [--clients 20] [--seconds 15] [
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -98,25 +96,10 @@ def serve_traced(argv: list[str]) -> int:
     return int(main() or 0)
 
 
-class TracedServer(live.Server):
+def traced_server(model: Path, config: Path) -> live.Server:
     """The traced server as a child process, with live.Server's readings."""
-
-    def __init__(self, model: Path, config: Path) -> None:  # noqa: D107 - live.Server's start-up, another command
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--model", str(model), "--port", "0", "--workers", "1",
-             "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.url = ""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not self.url:
-            line = self.proc.stdout.readline()  # type: ignore[union-attr]
-            if line.startswith("spml serve: http://"):
-                self.url = line.split()[2].rstrip("/")
-            elif not line and self.proc.poll() is not None:
-                break
-        if not self.url:
-            self.stop()
-            raise SystemExit("the traced server did not start")
+    return live.Server(model, cmd=[sys.executable, __file__, "--serve", "--model", str(model), "--port", "0",
+                                   "--workers", "1", "--config", str(config)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "serve.yml"
         config.write_text(f"serve:\n  batch_wait_ms: {args.batch_wait_ms}\n")
-        server = TracedServer(model, config)
+        server = traced_server(model, config)
         try:
             cpu0 = server.cpu_s()
             r = live.run_clients(server.url, payloads, args.clients, server=server)

@@ -116,11 +116,13 @@ srv.serve_forever()
 class Server:
     """`spml serve` (or the same app with Nagle left on) as a child process."""
 
-    def __init__(self, model: Path, variant: str = "spml-serve", extra: list[str] | None = None) -> None:
+    def __init__(self, model: Path, variant: str = "spml-serve", extra: list[str] | None = None,
+                 cmd: list[str] | None = None) -> None:
+        """Start it and read its URL; ``cmd``: another server command that prints the same first line."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if variant == "spml-serve":
+        if cmd is None and variant == "spml-serve":
             cmd = [sys.executable, "-m", "spml_core", "serve", "--model", str(model), "--port", "0", *(extra or [])]
-        else:
+        elif cmd is None:
             cmd = [sys.executable, "-c", SERVER_SNIPPET, str(model), variant]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         deadline = time.monotonic() + 120

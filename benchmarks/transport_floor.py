@@ -25,8 +25,6 @@ import argparse
 import base64
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -162,18 +160,9 @@ def serve_floor(port: int, bundle: str, wait_ms: float) -> None:
     server.serve_forever()
 
 
-class FloorServer(live.Server):
+def floor_server(model: Path, wait_ms: float) -> live.Server:
     """The floor server as a child process, with live.Server's CPU and RSS readings."""
-
-    def __init__(self, model: Path, wait_ms: float) -> None:  # noqa: D107 - live.Server's start-up, another command
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(model), str(wait_ms)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        line = self.proc.stdout.readline()  # type: ignore[union-attr]
-        if not line.startswith("spml serve: http://"):
-            self.stop()
-            raise SystemExit("the floor server did not start")
-        self.url = line.split()[2].rstrip("/")
+    return live.Server(model, cmd=[sys.executable, __file__, "--serve", str(model), str(wait_ms)])
 
 
 # -- the driver --------------------------------------------------------------------------------------
@@ -216,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeat):
                 for name in cpu:
                     server = (live.Server(model, extra=["--workers", "1", "--config", str(config)])
-                              if name == "spml serve" else FloorServer(model, wait))
+                              if name == "spml serve" else floor_server(model, wait))
                     try:
                         time.sleep(1.0)
                         r = measure(server, payloads, args.clients, args.together)
