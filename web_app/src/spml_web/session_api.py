@@ -93,7 +93,8 @@ def _digest(path: Path) -> str:
 def record_shed(session: LiveSession, shed: Shed) -> int:
     """Record the keypoints frames shed as late before the frame being handled: never classified, but a
     recording keeps every frame the client sent, in order. The number recorded; the rest (past
-    KEEP_SHED, malformed or out of order) are counted in the session's ``frames_not_recorded``."""
+    KEEP_SHED, malformed, out of order, or from StreamPoseML's client, whose frames are stamped on
+    arrival) are counted in the session's ``frames_not_recorded``."""
     recorder = session.recorder
     if recorder is None:
         return 0
@@ -101,7 +102,7 @@ def record_shed(session: LiveSession, shed: Shed) -> int:
     for raw in shed.messages:
         try:
             payload = json.loads(raw[len("42"):])[1]
-            if is_peer_payload(payload):  # StreamPoseML's client: its frames are stamped on arrival
+            if is_peer_payload(payload):
                 continue
             msg = parse_keypoints(payload)
             with session.lock:

@@ -223,15 +223,10 @@ def register_socket(socketio: SocketIO) -> None:
 
     register_recording_event(socketio, _guarded)
 
-    def _arrived() -> float:
-        """_arrived_for this request's session."""
-        st = state()
-        return _arrived_for(st, st.sessions.get(request.sid))
-
     @socketio.on("keypoints")
     @_guarded("keypoints", locked=False)
     def on_keypoints(session: LiveSession, payload: Any = None) -> None:
-        t0 = _arrived()
+        t0 = _arrived_for(state(), session)
         if state().config.peer_compat and is_peer_payload(payload):
             payload = to_spml_keypoints(session, payload)  # StreamPoseML's client: docs/web_app.md
         msg = parse_keypoints(payload)
@@ -284,7 +279,7 @@ def register_socket(socketio: SocketIO) -> None:
     @socketio.on("frame")
     @_guarded("frame", locked=False)
     def on_frame(session: LiveSession, payload: Any = None) -> None:
-        t0 = _arrived()
+        t0 = _arrived_for(state(), session)
         st = state()
         msg = parse_frame(payload, st.config.max_frame_bytes)
         session.check_order(msg.frame, msg.t_ms, "frame")
@@ -364,14 +359,14 @@ def register_socket(socketio: SocketIO) -> None:
                              "frames": session.frames, "predictions": session.predictions})
 
 
-def _arrived_for(st: WebState, session: LiveSession | None) -> float:
+def _arrived_for(st: WebState, session: LiveSession) -> float:
     """When this frame reached the server's socket (its handler's start without a WebSocket), after
     telling the session about the frames shed unread before it (arrival.py): a late notice and a stale
     decision, and a recording session records them."""
     arrival = current()
     received, arrival.received = arrival.received, None
     shed = arrival.take_shed()
-    if shed is not None and session is not None:
+    if shed is not None:
         if session.recorder is not None:
             record_shed(session, shed)
         with session.lock:
