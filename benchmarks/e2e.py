@@ -24,6 +24,9 @@ sent, the prediction's arrival. Stages, each p50/p95:
     (of which server)            receipt of the keypoints to the emit of the prediction, on the server
   sent -> peripheral bytes       server path: the above one way, the decision layer, the BLE runner, bumble
   prediction -> page BLE write   the page path: action event, the panel's queue, the Web Bluetooth write
+    prediction -> action event   the action's own Socket.IO message, after the prediction's
+    queued -> write starts       the panel's queue (one write at a time)
+    Web Bluetooth write          writeValueWithoutResponse until its promise resolves
   total (server BLE)             capture -> bytes at the virtual peripheral
   total (page BLE)               capture -> Web Bluetooth write done
 
@@ -177,14 +180,21 @@ def analyse(timing: list[dict[str, Any]], writes: list[dict[str, Any]], records:
         server_total.append(at - t["capture"])
         server_path.append(at - t["sent"])
     page_total, page_path = [], []
+    page_parts: dict[str, list[float]] = {"  prediction -> action event in page": [], "  action queued -> write starts": [],
+                                          "  Web Bluetooth write": []}
     for w in writes:
         t = by_frame.get(w.get("frame"))
         if not w.get("ok") or w.get("action") != "on" or t is None or "capture" not in t or "predicted" not in t:
             continue
         page_total.append(w["doneAt"] - t["capture"])
         page_path.append(w["doneAt"] - t["predicted"])
+        if "queuedAt" in w and "startedAt" in w:
+            page_parts["  prediction -> action event in page"].append(w["queuedAt"] - t["predicted"])
+            page_parts["  action queued -> write starts"].append(w["startedAt"] - w["queuedAt"])
+            page_parts["  Web Bluetooth write"].append(w["doneAt"] - w["startedAt"])
     stages["sent -> peripheral bytes (server BLE)"] = server_path
     stages["prediction -> page BLE write done"] = page_path
+    stages.update(page_parts)
     totals = {"total: capture -> peripheral bytes (server BLE)": server_total,
               "total: capture -> Web Bluetooth write (page BLE)": page_total}
     kinds = sorted({t.get("captureKind", "?") for t in framed})

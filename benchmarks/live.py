@@ -534,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, metavar="S",
                         help="stream for S seconds per run (soak; the video is looped); overrides --loops")
     parser.add_argument("--workers", type=int, default=1, help="spml serve --workers N (default 1)")
+    parser.add_argument("--config", type=Path, metavar="YML",
+                        help="spml serve --config YML: its serve: block (e.g. batch_wait_ms) applies to the server")
     parser.add_argument("--async-mode", choices=("gevent", "threading"), default="gevent",
                         help="spml serve --async-mode (default gevent, the server's default)")
     parser.add_argument("--nested", action="store_true",
@@ -572,7 +574,10 @@ def main(argv: list[str] | None = None) -> int:
           f"window {WINDOW} XGBoost bundle, spml serve on 127.0.0.1 ({args.async_mode} mode, {args.workers} worker "
           f"process{'es' if args.workers != 1 else ''}, TCP_NODELAY, landmarks {'as JSON rows' if args.nested else 'in the compact form the page sends'}); "
           f"load average {_loadavg()}")
-    server = Server(model, extra=["--workers", str(args.workers), "--async-mode", args.async_mode])
+    extra = ["--workers", str(args.workers), "--async-mode", args.async_mode]
+    if args.config:
+        extra += ["--config", str(args.config)]
+    server = Server(model, extra=extra)
     try:
         for n in [int(c) for c in args.clients.split(",") if c]:
             cpu0 = server.cpu_s()

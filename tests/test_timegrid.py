@@ -64,6 +64,25 @@ def test_an_empty_frame_is_never_blended_into_a_person() -> None:
     assert [bool(np.isnan(g[0, 0])) for g in out] == [False, True, True]
 
 
+def test_each_grid_frame_says_whether_it_shows_a_person_as_the_gate_would_find() -> None:
+    # The gate takes presence from the grid step instead of testing every grid frame again.
+    rng = np.random.default_rng(7)
+    grid, t = TimeGrid(fps=30.0, max_gap_ms=400), 0.0
+    left, right = frame(0.2), frame(0.4)
+    left[17:, :3] = np.nan  # two people with no joint seen in both: their blend shows nobody
+    right[:17, :3] = np.nan
+    choices = [frame(0.1), frame(0.5, visibility=0.2), NOBODY, left, right]
+    seen = set()
+    for _ in range(600):
+        t += float(rng.choice([11.0, 33.3, 50.0, 100.0, 500.0]))
+        step = grid.push(choices[int(rng.integers(len(choices)))], t)
+        assert step.present is not None and len(step.present) == len(step.frames)
+        for g, present in zip(step.frames, step.present):
+            assert present == (not bool(np.isnan(g[:, 0]).all()))
+            seen.add(present)
+    assert seen == {True, False}
+
+
 def test_gate_statuses() -> None:
     gate = Gate(GateConfig(), window=10)
     for _ in range(5):

@@ -37,7 +37,7 @@ def push_frames(frames: Sequence[tuple[LiveFeatureBuffer, np.ndarray | None]]) -
         buf.advance()
     for (_, width, height, j), jobs in batched.items():
         ext, sl = jobs[0][0]._plan[j][0], jobs[0][0]._plan[j][1]
-        out = ext.transform_points(np.stack([p for _, _, p, _ in jobs]), np.stack([r for _, _, _, r in jobs]),
+        out = ext.transform_points(np.array([p for _, _, p, _ in jobs]), np.array([r for _, _, _, r in jobs]),
                                    width, height)
         for k, (buf, slot, _, _) in enumerate(jobs):
             buf._ring[slot, sl] = out[k]
@@ -66,7 +66,7 @@ def current_rows(buffers: Sequence[LiveFeatureBuffer]) -> list[np.ndarray]:
     rows: list[Any] = [None] * len(buffers)
     for members in groups.values():
         first = buffers[members[0]]
-        windows = np.stack([_ordered(buffers[i]) for i in members])
+        windows = np.array([_ordered(buffers[i]) for i in members])
         built = _finish(build_rows_fixed(windows, first.layout), first._decimals)
         for k, i in enumerate(members):
             rows[i] = built[k]

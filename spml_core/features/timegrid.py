@@ -105,6 +105,7 @@ class GridStep:
 
     frames: list[np.ndarray]
     restarted: bool = False
+    present: list[bool] | None = None  # per grid frame, whether it shows a person (None: not computed)
 
 
 @dataclass
@@ -132,6 +133,7 @@ class TimeGrid:
         self._k = 0  # next grid instant to emit
         self._prev: np.ndarray | None = None
         self._prev_t: float | None = None
+        self._prev_present = False
         self._times.clear()
         self._gaps: list[float] = []  # the intervals between _times, kept sorted for the median
 
@@ -174,15 +176,16 @@ class TimeGrid:
             first = times.popleft()
             if times:  # its interval to the next frame leaves the span with it
                 del gaps[bisect_left(gaps, times[0] - first)]
+        here = _present(frame)  # once per real frame: the gate reuses it for the grid frames
         if self._t0 is None:
             self._t0, self._k = t, 1
-            self._prev, self._prev_t = frame, t
-            return GridStep([frame], restarted)
-        out = []
-        prev, prev_t = self._prev, self._prev_t
+            self._prev, self._prev_t, self._prev_present = frame, t, here
+            return GridStep([frame], restarted, [here])
+        out, present = [], []
+        prev, prev_t, there = self._prev, self._prev_t, self._prev_present
         assert prev is not None and prev_t is not None
         span = t - prev_t
-        both = _present(prev) and _present(frame)
+        both = there and here
         while True:
             g = self._t0 + self._k * self.step
             if g > t + SNAP * self.step:
@@ -194,11 +197,13 @@ class TimeGrid:
                 w = 0.0
             if w >= 1.0 or w <= 0.0 or not both:
                 out.append(frame if w >= 0.5 else prev)
+                present.append(here if w >= 0.5 else there)
             else:
                 out.append(prev + w * (frame - prev))
+                present.append(_present(out[-1]))  # two people with no joint seen in both: nobody
             self._k += 1
-        self._prev, self._prev_t = frame, t
-        return GridStep(out, restarted)
+        self._prev, self._prev_t, self._prev_present = frame, t, here
+        return GridStep(out, restarted, present)
 
 
 def _present(frame: np.ndarray) -> bool:
@@ -221,12 +226,12 @@ class Gate:
         self._pos = 0
         self._count = 0
 
-    def push(self, frame: np.ndarray) -> None:
-        """Record one grid frame's presence and the visibility of the required joints."""
-        present = _present(frame)
-        vis = frame[self._joints, 3]
-        with np.errstate(invalid="ignore"):
-            visible = present and bool(np.all(vis >= self.config.min_visibility))
+    def push(self, frame: np.ndarray, present: bool | None = None) -> None:
+        """Record one grid frame's presence (computed unless given) and the visibility of the required joints."""
+        if present is None:
+            present = _present(frame)
+        # A NaN visibility compares False without a warning: a hidden joint is not visible.
+        visible = present and bool((frame[self._joints, 3] >= self.config.min_visibility).all())
         self._present[self._pos] = present
         self._visible[self._pos] = visible
         self._pos = (self._pos + 1) % self.window

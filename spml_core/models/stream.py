@@ -69,14 +69,14 @@ class StreamPredictor:
     def advance(self, frame: Any, t_ms: float | None = None) -> tuple[np.ndarray | None, str, float] | None:
         """Place one frame; (row of the newest window or None, status, grid t_ms), or None when no grid
         instant was reached (a repeated timestamp, or input faster than the grid)."""
-        frames, t = self._place(frame, t_ms)
+        frames, t, present = self._place(frame, t_ms)
         if not frames:
             return None
         last = len(frames) - 1
         row = None
         for i, g in enumerate(frames):
             row = self.buffer.push(g, row=i == last)
-            self.gate.push(g)
+            self.gate.push(g, None if present is None else present[i])
         status = self.gate.status(self.grid.input_fps(), self.timing.min_input_fps)
         return row, status, t
 
@@ -96,8 +96,9 @@ class StreamPredictor:
         """push() of many streams at once, computed together: see the module function push_many."""
         return push_many(pushes)
 
-    def _place(self, frame: Any, t_ms: float | None) -> tuple[list[np.ndarray], float]:
-        """The grid frames one real frame completes (the clock restarted after a gap), and its t_ms."""
+    def _place(self, frame: Any, t_ms: float | None) -> tuple[list[np.ndarray], float, list[bool] | None]:
+        """The grid frames one real frame completes (the clock restarted after a gap), its t_ms, and whether
+        each grid frame shows a person."""
         if t_ms is None:
             last = self.grid.last_t
             t_ms = 0.0 if last is None else last + self.grid.step
@@ -106,7 +107,7 @@ class StreamPredictor:
             self.restarts += 1
             self.buffer.reset()
             self.gate.reset()
-        return step.frames, float(t_ms)
+        return step.frames, float(t_ms), step.present
 
     def reset(self) -> None:
         """Forget buffered frames and the clock (a new source, or a restarted replay)."""
@@ -141,15 +142,15 @@ def _push_distinct(pushes: Sequence[tuple[StreamPredictor, Any, float | None]], 
     for i in range(start, stop):
         stream, frame, t_ms = pushes[i]
         try:
-            grid_frames, t = stream._place(frame, t_ms)
+            grid_frames, t, present = stream._place(frame, t_ms)
         except TimestampError as exc:
             out[i] = exc
             continue
         if not grid_frames:
             continue
-        for g in grid_frames:
+        for k, g in enumerate(grid_frames):
             frames.append((stream.buffer, g))
-            stream.gate.push(g)
+            stream.gate.push(g, None if present is None else present[k])
         fps = stream.grid.input_fps()
         placed.append((i, stream, stream.gate.status(fps, stream.timing.min_input_fps), t, fps))
     push_frames(frames)
@@ -163,7 +164,7 @@ def _push_distinct(pushes: Sequence[tuple[StreamPredictor, Any, float | None]], 
         # At most MODEL_BATCH rows per call: the same arithmetic as one row (model_xgboost's tree walk).
         for lo in range(0, len(members), MODEL_BATCH):
             chunk = members[lo:lo + MODEL_BATCH]
-            rows = p.select(np.stack([row for _, _, row in chunk]))
+            rows = p.select(np.array([row for _, _, row in chunk]))
             for (i, _, _), result in zip(chunk, p._results(p.predict_rows(rows), rows)):
                 results[i] = result
     for i, _, status, t, fps in placed:

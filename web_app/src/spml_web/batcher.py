@@ -5,11 +5,13 @@ which runs once the hub has read what the sockets had ready. It takes the oldest
 waiting session (late ones are dropped with a `late` notice, as in live_worker.drain) and pushes them
 all through ``StreamPredictor.push_many`` (then the next frame of the sessions that sent a burst, and
 so on): features and models run once per bundle for the whole round instead of once per frame. Under
-load the rounds grow, so each frame costs less exactly when the server is busiest. With more than one
-session connected, a turn first waits ``batch_wait_ms`` (3 ms) for the frames the other cameras send at
-about the same moment: on 2 cores with 20 cameras at 30 Hz that cut the server's CPU by a quarter for
-about 4 ms more latency (docs/web_app.md, "Async mode, capacity"). Each session still gets its frames
-in order, and a session whose lock is held (a model being selected) waits for the next turn.
+load the rounds grow, so each frame costs less exactly when the server is busiest. With at least
+``BATCH_MIN_SESSIONS`` (4) sessions on the worker, a turn first waits ``batch_wait_ms`` (10 ms) for the
+frames the other cameras send at about the same moment: on 2 cores with 20 cameras at 30 Hz that cuts
+the server's CPU per prediction by a fifth or more for about 5 ms more latency (docs/web_app.md,
+"Latency and capacity"). With fewer sessions a wait would rarely catch another frame, so none is
+made. Each session still gets its frames in order, and a session whose lock is held (a model being
+selected) waits for the next turn.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ log = logging.getLogger("spml_web")
 
 Prepare = Callable[[LiveSession, Item], Any]  # the session's stream for this frame (after an ended stream: a new one)
 Emit = Callable[[LiveSession, dict[str, Any], float], None]
+BATCH_MIN_SESSIONS = 4  # fewer sessions on a worker: no batch wait (too few frames to catch, latency first)
 RETRY_S = 0.002  # a session whose lock is held is tried again this soon
 MAX_ROUNDS = 64  # frames per session in one turn (a burst, e.g. a replay): the inbox's capacity
 

@@ -15,7 +15,7 @@ from spml_core.errors import SpmlError
 
 from spml_web import __version__
 from spml_web.arrival import current
-from spml_web.batcher import Batcher
+from spml_web.batcher import BATCH_MIN_SESSIONS, Batcher
 from spml_web.catalog import CatalogError
 from spml_web.http_routes import client_limits
 from spml_web.inbox import Inbox, Item
@@ -148,7 +148,8 @@ def register_socket(socketio: SocketIO) -> None:
         st.runner.bind()
         if st.runner.greenlets and st.batcher is None:
             st.batcher = Batcher(current_app._get_current_object(), st.socketio, _prepare,  # type: ignore[attr-defined]
-                                 partial(_emit_prediction, st=st), cfg.batch_wait_ms, lambda: len(st.sessions) > 1)
+                                 partial(_emit_prediction, st=st), cfg.batch_wait_ms,
+                                 lambda: len(st.sessions) >= BATCH_MIN_SESSIONS)
         if not st.runner.greenlets:  # greenlets never leave a frame waiting (live_worker.submit)
             start_worker(current_app._get_current_object(), st.socketio, session, _process)  # type: ignore[attr-defined]
         hello: dict[str, Any] = {"version": __version__, "models": st.catalog.describe(), "model": None,

@@ -338,9 +338,10 @@ export function createBluetoothPanel(container, socket, options = {}) {
       if (withResponse.checked) await characteristic.writeValueWithResponse(bytes);
       else await characteristic.writeValueWithoutResponse(bytes);
       const ms = performance.now() - t0;
-      // frame and doneAt (epoch ms, sub-millisecond) let benchmarks/e2e.py time capture-to-actuation.
+      // frame, queuedAt, startedAt and doneAt (epoch ms, sub-millisecond) let benchmarks/e2e.py time capture-to-actuation.
       state.writes.push({ t: Date.now(), action: ev.action, label: ev.label, payload_hex: ev.payload_hex, ok: true, ms,
-                          frame: ev.frame, doneAt: performance.timeOrigin + performance.now() });
+                          frame: ev.frame, queuedAt: performance.timeOrigin + ev.receivedAt,
+                          startedAt: performance.timeOrigin + t0, doneAt: performance.timeOrigin + performance.now() });
       addLog(`${ev.action} ${ev.label} → ${ev.payload_hex || "(empty)"} (${ms.toFixed(1)} ms)`);
     } catch (err) {
       state.failed += 1;
