@@ -23,8 +23,9 @@ sent, the prediction's arrival. Stages, each p50/p95:
   sent -> prediction in page     Socket.IO there and back, the server's queue, features and model
     (of which server)            receipt of the keypoints to the emit of the prediction, on the server
   sent -> peripheral bytes       server path: the above one way, the decision layer, the BLE runner, bumble
-  prediction -> page BLE write   the page path: action event, the panel's queue, the Web Bluetooth write
-    prediction -> action event   the action's own Socket.IO message, after the prediction's
+  sent -> page BLE write        the page path: the same one way and back, the action event (sent before
+                                 the prediction's), the panel's queue, the Web Bluetooth write
+    sent -> action event         keypoints sent to the action's arrival in the page
     queued -> write starts       the panel's queue (one write at a time)
     Web Bluetooth write          writeValueWithoutResponse until its promise resolves
   total (server BLE)             capture -> bytes at the virtual peripheral
@@ -180,20 +181,20 @@ def analyse(timing: list[dict[str, Any]], writes: list[dict[str, Any]], records:
         server_total.append(at - t["capture"])
         server_path.append(at - t["sent"])
     page_total, page_path = [], []
-    page_parts: dict[str, list[float]] = {"  prediction -> action event in page": [], "  action queued -> write starts": [],
+    page_parts: dict[str, list[float]] = {"  sent -> action event in page": [], "  action queued -> write starts": [],
                                           "  Web Bluetooth write": []}
     for w in writes:
         t = by_frame.get(w.get("frame"))
-        if not w.get("ok") or w.get("action") != "on" or t is None or "capture" not in t or "predicted" not in t:
+        if not w.get("ok") or w.get("action") != "on" or t is None or "capture" not in t or "sent" not in t:
             continue
         page_total.append(w["doneAt"] - t["capture"])
-        page_path.append(w["doneAt"] - t["predicted"])
+        page_path.append(w["doneAt"] - t["sent"])
         if "queuedAt" in w and "startedAt" in w:
-            page_parts["  prediction -> action event in page"].append(w["queuedAt"] - t["predicted"])
+            page_parts["  sent -> action event in page"].append(w["queuedAt"] - t["sent"])
             page_parts["  action queued -> write starts"].append(w["startedAt"] - w["queuedAt"])
             page_parts["  Web Bluetooth write"].append(w["doneAt"] - w["startedAt"])
     stages["sent -> peripheral bytes (server BLE)"] = server_path
-    stages["prediction -> page BLE write done"] = page_path
+    stages["sent -> page BLE write done"] = page_path
     stages.update(page_parts)
     totals = {"total: capture -> peripheral bytes (server BLE)": server_total,
               "total: capture -> Web Bluetooth write (page BLE)": page_total}

@@ -194,7 +194,7 @@ class LiveSession:
                     self.decision = None
 
     def act(self, result: dict[str, Any]) -> None:
-        """Feed a prediction (already emitted) to the actuators' decision layer; never waits for a device."""
+        """Feed a prediction (emitted right after) to the actuators' decision layer; never waits for a device."""
         if self.actuation is not None:
             self.actuation.on_prediction(result["t_ms"], result["label"], result["probabilities"], result["frame"],
                                          result.get("status", "ok"))

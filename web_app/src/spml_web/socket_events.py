@@ -119,18 +119,19 @@ def _restart_actuation(st: WebState, session: LiveSession) -> None:
 
 def _emit_prediction(session: LiveSession, result: dict[str, Any], t0: float, st: WebState | None = None) -> None:
     result["latency_ms"] = (time.perf_counter() - t0) * 1000.0
-    # A server-level emit: predictions are made on the session's worker thread (or the batcher's greenlet).
     st = st or state()
+    recorder = session.recorder  # read once: `record` (another thread) may end it meanwhile
+    if recorder is not None:
+        recorder.event("prediction", result)  # before its actions, which act() records
+    # The decision layer first (microseconds; devices are driven on their own threads): a page's Bluetooth
+    # write starts on the `action` message, which would otherwise wait in the page behind the prediction's
+    # handling (3-5 ms at the median, up to 15 ms at p95 in benchmarks/e2e.py).
+    session.act(result)
+    # A server-level emit: predictions are made on the session's worker thread (or the batcher's greenlet).
     st.socketio.emit("prediction", result, to=session.sid)
     if getattr(session, "peer", False) and session.predictor is not None:  # a StreamPoseML client (peer_compat)
         st.socketio.emit("frame_result", frame_result(result, list(session.predictor.classes),
                                                       st.config.peer_true_class), to=session.sid)
-    recorder = session.recorder  # read once: `record` (another thread) may end it meanwhile
-    if recorder is not None:
-        recorder.event("prediction", result)
-    # After the emit: the prediction never waits for the decision layer (microseconds anyway,
-    # and the devices are driven on their own threads).
-    session.act(result)
 
 
 def register_socket(socketio: SocketIO) -> None:
