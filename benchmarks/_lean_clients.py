@@ -38,6 +38,9 @@ class LeanCamera:
         self.sent: dict[int, float] = {}
         self.got: list[tuple[float, dict[str, Any]]] = []
         self.late = 0
+        # What the server said of frames it did not classify: shed as late, dropped by the rate limit, errors.
+        self.shed = self.rate_limited = self.errors = 0
+        self.shed_at: list[float] = []  # when each `late` notice came (perf_counter s): a stall or a trickle?
         self.dropped = False  # the server ended the session before this camera was done
         self.finished = False
         self.ws: ClientConnection | None = None
@@ -64,6 +67,13 @@ class LeanCamera:
                     await self.ws.send("3")
                 elif msg.startswith('42["prediction",'):
                     self.got.append((time.perf_counter(), json.loads(msg[16:-1])))
+                elif msg.startswith('42["late",'):
+                    self.shed += int(json.loads(msg[10:-1])["count"])
+                    self.shed_at.append(time.perf_counter())
+                elif msg.startswith('42["rate_limited",'):
+                    self.rate_limited += int(json.loads(msg[18:-1])["dropped"])
+                elif msg.startswith('42["error",'):
+                    self.errors += 1
                 elif msg.startswith("40"):
                     self._joined.set()
                 elif msg.startswith("41") or msg.startswith("44"):

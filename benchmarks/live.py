@@ -21,7 +21,9 @@ Soak and capacity (issue 13): --duration S streams for S seconds per run (the vi
 every run reports the server's RSS (start, peak, end, summed over its worker processes), sessions
 dropped by the server before their client finished, the age of delivered predictions (client send
 of the frame to client receipt of its prediction), predictions per client-second, and the server's
-CPU time per prediction. --workers N serves with `spml serve --workers N`.
+CPU time per prediction. --workers N serves with `spml serve --workers N`; --config YML gives the server
+a `serve:` block (e.g. batch_wait_ms). "Expected" is what the offline path (predict_stream) gives for the
+same frames; the frames the server shed as late, rate-limited or refused are counted from its notices.
 Targets on a 2-core machine with the load generator on it: 20 clients round trip p99 <= 50 ms and
 no dropped session over 10 minutes with flat RSS; 40 clients all connected with every delivered
 prediction younger than 150 ms; server CPU per prediction <= 0.6 ms.
@@ -29,7 +31,8 @@ prediction younger than 150 ms; server CPU per prediction <= 0.6 ms.
 Landmarks go in the compact base64 float32 form the page sends (docs/protocol.md); --nested sends the JSON
 rows other clients may send.
 
-Run: .venv/bin/python benchmarks/live.py [--clients 1,20] [--loops 1] [--duration S] [--workers N] [--no-ref] [--nested]
+Run: .venv/bin/python benchmarks/live.py [--clients 1,20] [--loops 1] [--duration S] [--workers N] [--config YML]
+     [--no-ref] [--nested]
      [--frames-mode] [--nagle-compare] [--actuator]
 """
 
@@ -288,13 +291,27 @@ class RssSampler(threading.Thread):
             self.samples.append(self.server.rss_mib())
 
 
+def expected_results(model: Path, seq: Any, payloads: list[dict[str, Any]]) -> int:
+    """Results one client should get: what the offline path (``predict_stream``, the same time grid) gives
+    for the same frames. A frame that completes no grid instant gets none: over a long run the example's
+    whole-millisecond timestamps drift against the bundle's 30.003 fps grid, and 3% of frames do."""
+    from spml_core.models.predictor import load_bundle
+
+    xyzv = np.stack([seq.xyzv[int(p["frame"]) % seq.n_frames] for p in payloads])
+    t_ms = np.asarray([p["t_ms"] for p in payloads], dtype=np.float64)
+    results = load_bundle(model).predict_stream(xyzv, t_ms, seq.width, seq.height)
+    return sum(r is not None for r in results)
+
+
 def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "keypoints",
-                server: Server | None = None, lean: bool = True, together: bool = False) -> dict[str, Any]:
+                server: Server | None = None, lean: bool = True, together: bool = False,
+                per_client: int | None = None) -> dict[str, Any]:
     """Stream from n clients at once (starts spread over one frame interval); latency, age, RSS, drops.
 
     ``lean``: keypoints go through the asyncio raw-WebSocket cameras (_lean_clients.py), which leave the
     cores to the server; otherwise (and for JPEG frames) each client is a threaded python-socketio client.
-    ``together``: the lean cameras all send at the same instant instead.
+    ``together``: the lean cameras all send at the same instant instead. ``per_client``: the results one
+    client should get (expected_results); default: one per frame after the first window.
     """
     # The load generator's own full garbage collections (its heap holds every payload) would stall all
     # its sending threads at once and show up as server latency: keep them out of the measurement.
@@ -303,11 +320,12 @@ def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "
     rss = RssSampler(server)
     rss0 = server.rss_mib() if server else float("nan")
     cpu0 = time.process_time()
-    expected = n * (len(payloads) - WINDOW + 1)
+    per_client = per_client or len(payloads) - WINDOW + 1
+    expected = n * per_client
     clients: list[Any]
     if lean and event == "keypoints":
         rss.start()
-        clients = stream_cameras(url, payloads, n, FPS, len(payloads) - WINDOW + 1, together=together)
+        clients = stream_cameras(url, payloads, n, FPS, per_client, together=together)
     else:
         clients = [StreamingClient(url, payloads, 0.0, event) for i in range(n)]
         start = time.perf_counter() + 1.0
@@ -334,6 +352,10 @@ def run_clients(url: str, payloads: list[dict[str, Any]], n: int, event: str = "
     return {
         "clients": n, "frames_per_client": len(payloads), "predictions": got, "expected": expected,
         "late_sends": sum(c.late for c in clients), "dropped_sessions": sum(c.dropped for c in clients),
+        "shed_late": sum(getattr(c, "shed", 0) for c in clients),
+        "shed_seconds": len({int(t) for c in clients for t in getattr(c, "shed_at", [])}),
+        "rate_limited": sum(getattr(c, "rate_limited", 0) for c in clients),
+        "errors": sum(getattr(c, "errors", 0) for c in clients),
         "server_p50": float(np.percentile(server_ms, 50)) if server_ms else float("nan"),
         "server_p99": float(np.percentile(server_ms, 99)) if server_ms else float("nan"),
         "rtt_p50": float(np.percentile(rtt, 50)), "rtt_p99": float(np.percentile(rtt, 99)),
@@ -469,7 +491,9 @@ def fmt(r: dict[str, Any]) -> str:
             + (f" ({r['cpu_ms_per_prediction']:.2f} ms/prediction)" if "cpu_ms_per_prediction" in r else "")
             + (f", load generator CPU {r['load_generator_cpu_s']:.2f} s" if "load_generator_cpu_s" in r else "")
             + (f"\n      age max {r['age_max']:.0f} ms, {r['age_over_150ms']} older than 150 ms | "
-               f"{r['dropped_sessions']} dropped sessions | RSS {r['rss_start_mib']:.0f} -> peak "
+               f"{r['dropped_sessions']} dropped sessions | frames the server shed as late {r.get('shed_late', 0)} "
+               f"(in {r.get('shed_seconds', 0)} distinct seconds), "
+               f"rate-limited {r.get('rate_limited', 0)}, errors {r.get('errors', 0)} | RSS {r['rss_start_mib']:.0f} -> peak "
                f"{r['rss_peak_mib']:.0f} -> {r['rss_end_mib']:.0f} MiB" if "age_max" in r else ""))
 
 
@@ -568,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     payloads = keypoint_payloads(seq, loops, compact=not args.nested)
     if args.duration:
         payloads = payloads[: max(WINDOW, int(args.duration * FPS))]
+    per_client = expected_results(model, seq, payloads)
     results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "runs": []}
 
     print(f"spml live benchmark: {len(payloads)} frames ({len(payloads) / FPS:.0f} s) per client, 30 Hz, "
@@ -581,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in [int(c) for c in args.clients.split(",") if c]:
             cpu0 = server.cpu_s()
-            r = run_clients(server.url, payloads, n, server=server, lean=not args.sio_clients)
+            r = run_clients(server.url, payloads, n, server=server, lean=not args.sio_clients, per_client=per_client)
             r["server_cpu_s"] = server.cpu_s() - cpu0
             r["cpu_ms_per_prediction"] = r["server_cpu_s"] * 1000.0 / max(r["predictions"], 1)
             results["runs"].append(r)
