@@ -101,11 +101,12 @@ class Timing(BaseModel):
 
 @dataclass
 class GridStep:
-    """What one real frame produced: grid frames (oldest first), and whether the stream restarted."""
+    """What one real frame produced: grid frames (oldest first), whether the stream restarted, and whether
+    each grid frame shows a person."""
 
     frames: list[np.ndarray]
     restarted: bool = False
-    present: list[bool] | None = None  # per grid frame, whether it shows a person (None: not computed)
+    present: list[bool] = field(default_factory=list)
 
 
 @dataclass

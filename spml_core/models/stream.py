@@ -76,7 +76,7 @@ class StreamPredictor:
         row = None
         for i, g in enumerate(frames):
             row = self.buffer.push(g, row=i == last)
-            self.gate.push(g, None if present is None else present[i])
+            self.gate.push(g, present[i])
         status = self.gate.status(self.grid.input_fps(), self.timing.min_input_fps)
         return row, status, t
 
@@ -96,7 +96,7 @@ class StreamPredictor:
         """push() of many streams at once, computed together: see the module function push_many."""
         return push_many(pushes)
 
-    def _place(self, frame: Any, t_ms: float | None) -> tuple[list[np.ndarray], float, list[bool] | None]:
+    def _place(self, frame: Any, t_ms: float | None) -> tuple[list[np.ndarray], float, list[bool]]:
         """The grid frames one real frame completes (the clock restarted after a gap), its t_ms, and whether
         each grid frame shows a person."""
         if t_ms is None:
@@ -150,7 +150,7 @@ def _push_distinct(pushes: Sequence[tuple[StreamPredictor, Any, float | None]], 
             continue
         for k, g in enumerate(grid_frames):
             frames.append((stream.buffer, g))
-            stream.gate.push(g, None if present is None else present[k])
+            stream.gate.push(g, present[k])
         fps = stream.grid.input_fps()
         placed.append((i, stream, stream.gate.status(fps, stream.timing.min_input_fps), t, fps))
     push_frames(frames)
