@@ -120,6 +120,26 @@ def test_end_stream_switches_the_device_off_within_50_ms(
     assert len(rec.of("prediction")) == n
 
 
+def test_each_action_reaches_the_page_before_the_prediction_it_follows(
+    server: BackgroundServer, example_keypoints: Any, recorder: Any, device: Device,
+) -> None:
+    """A page starts its Bluetooth write on `action`: that must not wait behind the prediction. Predictions
+    take a shortcut to the socket when nothing is queued (fast_path.emit_now); an action just queued is."""
+    rec = recorder(server.url)
+    rec.wait_for("hello")
+    for msg in _messages(example_keypoints, 0, 150):
+        rec.client.emit("keypoints", msg)
+        time.sleep(1 / 60)
+    rec.wait_for("prediction", where=lambda p: p["frame"] == 149, timeout=20)
+    order = [(e, d["frame"]) for e, d in rec.events if e in ("action", "prediction") and "frame" in d]
+    actions = [i for i, (e, _) in enumerate(order) if e == "action"]
+    assert actions, "the example switches the device on at least once"
+    for i in actions:
+        frame = order[i][1]
+        prediction = order.index(("prediction", frame))
+        assert i < prediction, f"action of frame {frame} came after its prediction"
+
+
 def test_a_3_s_stall_drops_the_backlog_and_never_switches_on_for_it(
     server: BackgroundServer, example_keypoints: Any, recorder: Any, device: Device,
 ) -> None:

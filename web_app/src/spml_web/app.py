@@ -20,6 +20,7 @@ from flask_socketio import SocketIO
 from spml_core import ActuationHub
 from spml_core.registry import Registry
 
+from spml_web import fast_path
 from spml_web.catalog import ModelCatalog
 from spml_web.concurrency import Runner
 from spml_web.fairness import Fairness
@@ -116,6 +117,8 @@ def create_app(config: WebConfig | Mapping[str, Any] | None = None, registry: Re
     register_http(app)
     register_session_api(app)
     register_socket(socketio)
+    if runner.greenlets:
+        fast_path.install(socketio.server, app.extensions["spml_fairness"])
     return app
 
 

@@ -1,11 +1,11 @@
 """When each WebSocket message reached the server, and the keypoints frames shed before the handler saw them.
 
 Under overload the backlog does not build up in a session's inbox but one step earlier: in the
-WebSocket's own buffer, where simple-websocket's reader thread puts every message it reads while
-the connection's handler thread is still busy with an older one. A frame stamped only when its
-handler starts would look fresh after waiting seconds there. So every message is stamped when the
-reader takes it off the socket (:class:`StampedBuffer`), and a ``keypoints`` event is shed right
-there, before any JSON is parsed, when it is older than the server's ``max_age_ms``: cheaply, so an
+WebSocket's own buffer, where its reader puts every message it reads while the connection's handler
+is still busy with an older one. A frame stamped only when its handler starts would look fresh after
+waiting seconds there. So every message is stamped when it is taken off the socket (threading mode:
+simple-websocket's reader thread appends to a :class:`StampedBuffer`; gevent mode: websocket.py stamps
+each chunk it reads), and a ``keypoints`` event is shed right there, before any JSON is parsed, when it is older than the server's ``max_age_ms``: cheaply, so an
 overloaded server spends its time on fresh frames and gives fewer predictions rather than later ones.
 
 The handler of the message that is returned runs on the same thread (Flask-SocketIO with

@@ -101,35 +101,45 @@ class Fairness:
 
     def on_message(self, eio_sid: str, data: Any) -> Any:
         """Pass the message on, or drop it (and its attachments) when the connection is over its rate."""
+        if not self.admit(eio_sid, data):
+            return None
+        try:
+            return self._message(eio_sid, data)
+        finally:
+            self.touch(eio_sid)
+
+    def admit(self, eio_sid: str, data: Any) -> bool:
+        """Count one message against its connection's bucket: whether it goes on (else it is dropped, and the
+        client told so at most once a second)."""
         conn = self._conns.get(eio_sid)
         if conn is None:
-            return self._message(eio_sid, data)
+            return True
         now = time.monotonic()
         with conn.lock:
             conn.last_seen = now
             if conn.skip_attachments:
                 conn.skip_attachments -= 1
-                return None
+                return False
             conn.tokens = min(conn.burst, conn.tokens + (now - conn.last_refill) * conn.rate)
             conn.last_refill = now
-            if conn.tokens >= 1.0 or not self._droppable(eio_sid, data):
+            admitted = conn.tokens >= 1.0 or not self._droppable(eio_sid, data)
+            if admitted:
                 conn.tokens -= 1.0
-                notice = self._take_notice(conn, now)
             else:
                 conn.dropped += 1
                 conn.dropped_total += 1
                 conn.skip_attachments = _attachment_count(data)
                 self.dropped_total += 1
-                notice = self._take_notice(conn, now)
-                if notice:
-                    self._notify(eio_sid, notice)
-                return None
+            notice = self._take_notice(conn, now)
         if notice:
             self._notify(eio_sid, notice)
-        try:
-            return self._message(eio_sid, data)
-        finally:
-            conn.last_seen = time.monotonic()  # a slow handler (first model load) is activity, not idleness
+        return admitted
+
+    def touch(self, eio_sid: str) -> None:
+        """A message was handled: a slow handler (the first model load) is activity, not idleness."""
+        conn = self._conns.get(eio_sid)
+        if conn is not None:
+            conn.last_seen = time.monotonic()
 
     def on_disconnect(self, eio_sid: str, *args: Any) -> Any:
         """Forget the connection."""

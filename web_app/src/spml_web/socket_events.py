@@ -19,6 +19,7 @@ from spml_web.batcher import BATCH_MIN_SESSIONS, Batcher
 from spml_web.catalog import CatalogError
 from spml_web.http_routes import client_limits
 from spml_web.inbox import Inbox, Item
+from spml_web.fast_path import emit_now
 from spml_web.live_worker import end_stream, start_worker, submit
 from spml_web.packets import MALFORMED_EVENT
 from spml_web.peer_compat import frame_result, is_peer_payload, to_spml_keypoints
@@ -127,8 +128,10 @@ def _emit_prediction(session: LiveSession, result: dict[str, Any], t0: float, st
     # write starts on the `action` message, which would otherwise wait in the page behind the prediction's
     # handling (3-5 ms at the median, up to 15 ms at p95 in benchmarks/e2e.py).
     session.act(result)
-    # A server-level emit: predictions are made on the session's worker thread (or the batcher's greenlet).
-    st.socketio.emit("prediction", result, to=session.sid)
+    # A server-level emit: predictions are made on the session's worker thread (or the batcher's greenlet,
+    # which writes to the WebSocket itself when it can).
+    if not (st.runner.greenlets and emit_now(st.socketio.server, session.sid, "prediction", result)):
+        st.socketio.emit("prediction", result, to=session.sid)
     if getattr(session, "peer", False) and session.predictor is not None:  # a StreamPoseML client (peer_compat)
         st.socketio.emit("frame_result", frame_result(result, list(session.predictor.classes),
                                                       st.config.peer_true_class), to=session.sid)
