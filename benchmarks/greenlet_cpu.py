@@ -3,8 +3,8 @@
 `spml serve --workers 1` runs in a child process with a greenlet switch hook that charges the thread CPU
 time between two switches to the greenlet that ran: the batcher (features and models for every session's
 frames, and the emits), each connection's handler (reading its WebSocket, `parse_keypoints`), Engine.IO's
-writer (what is not written straight to the socket), the WebSocket watcher and its helpers (reading for a
-busy handler), and the hub. The same lean cameras as benchmarks/live.py
+writer (what is not written straight to the socket), WebSocket helpers (reading for a busy handler), and
+the hub. The same lean cameras as benchmarks/live.py
 stream to it; at the end it prints the CPU per received frame of each, `push_many` and the emit inside
 the batcher, and the mean batch size. Sampling profilers count a greenlet preempted in a system call
 as busy (py-spy put up to 37% of its samples in the prediction's `send`, which /proc shows is not CPU);
@@ -38,7 +38,7 @@ def _kind(g: Any) -> str:
     name = getattr(run, "__qualname__", None) or getattr(getattr(run, "func", None), "__qualname__", None)
     names = {"Batcher._run": "batcher", "_handle_and_close_when_done": "connection_handler",
              "Socket._websocket_handler.<locals>.writer": "engineio_writer",
-             "DirectWebSocket._read_while_busy": "websocket_helper", "_Watcher._watch": "websocket_watcher"}
+             "DirectWebSocket._read_while_busy": "websocket_helper"}
     return names.get(name or "", name or type(g).__name__)
 
 

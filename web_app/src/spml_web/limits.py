@@ -117,6 +117,7 @@ class DirectWebSocketWSGI:
             received = ws.received_at
             if not is_sheddable(data):
                 arrival.received = received
+                ws.handling()
                 return data
             age_s = time.perf_counter() - received
             if self.max_age_s is not None and age_s > self.max_age_s:
@@ -124,7 +125,8 @@ class DirectWebSocketWSGI:
                 continue
             arrival.received = received
             if fast is not None and owner.upgraded and not owner.upgrading and fast(owner.sid, data):
-                continue  # handled here (fast_path.py), past Engine.IO's and Socket.IO's layers
+                continue  # handled here (fast_path.py), past Engine.IO's and Socket.IO's layers; never waits
+            ws.handling()
             return data
 
 

@@ -9,8 +9,10 @@ parses frames with numpy, and the engine's writer greenlet sends under a lock.
 One thing the second greenlet did is kept: every message is stamped with the time it was taken off
 the socket, also while the connection's handler is busy (a model being selected waits for its
 session), so that frames which waited are shed as late (arrival.py) instead of looking fresh. A
-per-hub watcher starts a helper greenlet that goes on reading for a connection whose handler has
-been busy for ``STALL_S``; the connection's greenlet stops it when it asks for its next message.
+message handed to a handler that may take long (:meth:`DirectWebSocket.handling`) arms a one-shot
+timer: after ``STALL_S`` a helper greenlet goes on reading for it, until the connection's greenlet
+asks for its next message. (A periodic watcher did the same, but waking an idle process 100 times a
+second cost more CPU than a camera's frames.)
 
 No extension is negotiated (permessage-deflate would cost more CPU than the bytes it saves on a
 LAN). A message over ``max_message_size`` closes the connection with code 1009 before its payload
@@ -23,7 +25,6 @@ import base64
 import hashlib
 import struct
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +34,6 @@ import numpy as np
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 RECEIVE_BYTES = 65536
 STALL_S = 0.02  # a handler busy this long gets a helper greenlet that keeps reading (and stamping) its socket
-WATCH_S = 0.01  # how often the watcher looks
 CLOSE_WAIT_S = 1.0  # after our close frame, how long the peer has to answer before the socket is closed
 TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 NORMAL, PROTOCOL_ERROR, BAD_DATA, TOO_BIG = 1000, 1002, 1007, 1009
@@ -112,15 +112,25 @@ class DirectWebSocket:
         self._frag: bytearray | None = None
         self._frag_opcode = TEXT
         self._write = gevent.lock.Semaphore()
-        self._busy_since: float | None = None
+        self._stall = gevent.get_hub().loop.timer(STALL_S)
         self._helper: Any = None
         self._closed_socket = False
-        _watcher().add(self)
 
     # -- reading ---------------------------------------------------------------------------
+    def handling(self) -> None:
+        """The message just received goes to a handler that may take long: should it, the socket is read
+        (and each message stamped) meanwhile, until the next receive()."""
+        self._stall.start(self._start_helper)
+
+    def _start_helper(self) -> None:
+        import gevent
+
+        if self.connected and self._helper is None:
+            self._helper = gevent.spawn(self._read_while_busy)
+
     def receive(self) -> str | bytes | None:
         """The next message (text as str, binary as bytes), or None once the connection is closed."""
-        self._busy_since = None
+        self._stall.stop()
         if self._helper is not None:
             self._helper.kill()
             self._helper = None
@@ -131,7 +141,6 @@ class DirectWebSocket:
         while True:
             message = self._parse()
             if message is not None:
-                self._busy_since = time.perf_counter()
                 return message
             if not self.connected or not self._read():
                 self.connected = False
@@ -327,7 +336,8 @@ class DirectWebSocket:
             return
         self._closed_socket = True
         self.connected = False
-        _watcher().discard(self)
+        self._stall.stop()
+        self._stall.close()
         if self._helper is not None:
             self._helper.kill(block=False)
             self._helper = None
@@ -335,49 +345,3 @@ class DirectWebSocket:
             self.sock.close()  # wakes a greenlet still reading it
         except OSError:
             pass
-
-
-class _Watcher:
-    """Per hub: starts a helper reader for each connection whose handler has been busy for STALL_S."""
-
-    def __init__(self) -> None:
-        self.sockets: weakref.WeakSet[DirectWebSocket] = weakref.WeakSet()
-        self.running = False
-
-    def add(self, ws: DirectWebSocket) -> None:
-        self.sockets.add(ws)
-        if not self.running:
-            import gevent
-
-            self.running = True
-            gevent.spawn(self._watch)
-
-    def discard(self, ws: DirectWebSocket) -> None:
-        self.sockets.discard(ws)
-
-    def _watch(self) -> None:
-        import gevent
-
-        try:
-            while self.sockets:
-                gevent.sleep(WATCH_S)
-                now = time.perf_counter()
-                for ws in list(self.sockets):
-                    since = ws._busy_since
-                    if since is not None and ws._helper is None and now - since > STALL_S and ws.connected:
-                        ws._helper = gevent.spawn(ws._read_while_busy)
-        finally:
-            self.running = False
-
-
-_WATCHERS: weakref.WeakKeyDictionary[Any, _Watcher] = weakref.WeakKeyDictionary()
-
-
-def _watcher() -> _Watcher:
-    import gevent
-
-    hub = gevent.get_hub()
-    watcher = _WATCHERS.get(hub)
-    if watcher is None:
-        watcher = _WATCHERS[hub] = _Watcher()
-    return watcher
