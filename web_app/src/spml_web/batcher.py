@@ -6,10 +6,10 @@ waiting session (late ones are dropped with a `late` notice, as in live_worker.d
 all through ``StreamPredictor.push_many`` (then the next frame of the sessions that sent a burst, and
 so on): features and models run once per bundle for the whole round instead of once per frame. Under
 load the rounds grow, so each frame costs less exactly when the server is busiest. With at least
-``BATCH_MIN_SESSIONS`` (4) sessions on the worker, a turn first waits ``batch_wait_ms`` (10 ms) for the
-frames the other cameras send at about the same moment: on 2 cores with 20 cameras at 30 Hz that cuts
-the server's CPU per prediction by a fifth or more for about 5 ms more latency (docs/web_app.md,
-"Latency and capacity"). With fewer sessions a wait would rarely catch another frame, so none is
+``BATCH_MIN_SESSIONS`` (4) sessions on the worker, a turn first waits ``batch_wait_ms`` (20 ms) for the
+frames the other cameras send at about the same moment: on 2 cores with 20 cameras at 30 Hz, 20 ms
+against 10 ms cuts the server's CPU per prediction by a sixth for about 8 ms more latency, and 10 ms
+against 3 ms cut it by a fifth (docs/web_app.md, "Latency and capacity"). With fewer sessions a wait would rarely catch another frame, so none is
 made. Each session still gets its frames in order, and a session whose lock is held (a model being
 selected) waits for the next turn.
 """

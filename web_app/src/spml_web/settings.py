@@ -45,7 +45,7 @@ class WebConfig(BaseModel):
         "(never classified, never actuates); after a stall the backlog is discarded"
     )
     batch_wait_ms: float = Field(
-        default=10.0, ge=0, le=50, description="gevent mode, at least 4 sessions on the worker: how long a turn of the "
+        default=20.0, ge=0, le=50, description="gevent mode, at least 4 sessions on the worker: how long a turn of the "
         "batcher waits for other sessions' frames to classify them together (0: never waits)"
     )
     decision_frames: int = Field(
