@@ -18,6 +18,8 @@ import logging
 from functools import partial
 from typing import Any
 
+from socketio import packet
+
 from spml_web.fairness import Fairness
 from spml_web.packets import TolerantPacket
 
@@ -58,15 +60,12 @@ def handle_keypoints(sio: Any, fairness: Fairness, eio_sid: str, text: str) -> b
 
 def emit_now(sio: Any, sid: str, event: str, data: Any) -> bool:
     """Write one event straight to a session's WebSocket (gevent mode, on the hub's thread); whether it was."""
-    if sio.packet_class is not TolerantPacket:
-        return False
     eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
     sock = sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
     ws = getattr(sock, "spml_ws", None)
     if ws is None or sock.closed or sock.upgrading or not sock.upgraded or not sock.queue.empty():
         return False  # order first: whatever is queued goes out before this
-    try:
-        text = "42" + sio.packet_class.json.dumps([event, data], separators=(",", ":"))
-    except (TypeError, ValueError):  # bytes or objects: python-socketio's way
+    encoded = sio.packet_class(packet.EVENT, data=[event, data]).encode()
+    if not isinstance(encoded, str):  # attachments, or a binary serializer: python-socketio's way
         return False
-    return bool(ws.send_now(text))
+    return bool(ws.send_now("4" + encoded))  # "4": an Engine.IO message

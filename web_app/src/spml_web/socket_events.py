@@ -17,9 +17,9 @@ from spml_web import __version__
 from spml_web.arrival import current
 from spml_web.batcher import BATCH_MIN_SESSIONS, Batcher
 from spml_web.catalog import CatalogError
+from spml_web.fast_path import emit_now
 from spml_web.http_routes import client_limits
 from spml_web.inbox import Inbox, Item
-from spml_web.fast_path import emit_now
 from spml_web.live_worker import end_stream, start_worker, submit
 from spml_web.packets import MALFORMED_EVENT
 from spml_web.peer_compat import frame_result, is_peer_payload, to_spml_keypoints
